@@ -1,0 +1,58 @@
+"""Shared pytest fixtures. Tests run against real PostgreSQL: `DATABASE_URL`, or the embedded
+server that `make test` (`python -m vectorplane exec -- pytest`) starts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from tenants.models import Role, Scope, Tenant
+from tenants.tests.factories import UserFactory, add_member, make_key, make_tenant
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def owner(db: Any) -> Any:
+    return UserFactory(email="owner@example.test")
+
+
+@pytest.fixture
+def tenant(owner: Any) -> Tenant:
+    return make_tenant(owner=owner, name="Acme", slug="acme")
+
+
+@pytest.fixture
+def other_tenant(db: Any) -> Tenant:
+    return make_tenant(owner=UserFactory(email="mallory@example.test"), name="Evil", slug="evil")
+
+
+@pytest.fixture
+def operator(db: Any) -> Any:
+    return UserFactory(email="ops@example.test", is_staff=True)
+
+
+@pytest.fixture
+def members(tenant: Tenant, owner: Any) -> dict[str, Any]:
+    """One user per role in `tenant`."""
+    return {
+        Role.OWNER: owner,
+        Role.ADMIN: add_member(tenant, UserFactory(email="admin@example.test"), Role.ADMIN),
+        Role.MEMBER: add_member(tenant, UserFactory(email="member@example.test"), Role.MEMBER),
+        Role.VIEWER: add_member(tenant, UserFactory(email="viewer@example.test"), Role.VIEWER),
+    }
+
+
+@pytest.fixture
+def admin_key(tenant: Tenant) -> str:
+    return make_key(tenant, scopes=[Scope.READ, Scope.WRITE, Scope.ADMIN], name="admin")[1]
+
+
+def as_user(client: APIClient, user: Any) -> APIClient:
+    client.force_authenticate(user=user)
+    return client

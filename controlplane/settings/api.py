@@ -1,0 +1,50 @@
+"""Django REST Framework and OpenAPI (drf-spectacular) settings."""
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "controlplane.api.authentication.TokenAuthentication",
+        "controlplane.api.authentication.CsrfSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "controlplane.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_THROTTLE_CLASSES": [],
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Vectorplane management API",
+    "DESCRIPTION": (
+        "Control-plane API of Vectorplane: tenants, members, invitations, API keys, "
+        "personal access tokens, plans, effective limits and audit events. Every error is "
+        '`{"error": {"code", "message", "details"}}` with a stable code (see the README).'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": "tenants.models.Role",
+        "TenantStatusEnum": "tenants.models.TenantStatus",
+        "ScopeEnum": "tenants.models.Scope",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "controlplane.api.schema.require_operation_docs",
+    ],
+    "TAGS": [
+        {"name": "auth", "description": "Sessions, sign-up and the current user."},
+        {"name": "tenants", "description": "Organisations that own indexes, keys and members."},
+        {"name": "members", "description": "Who belongs to a tenant, and with which role."},
+        {"name": "invitations", "description": "Invite people to a tenant by email address."},
+        {"name": "api-keys", "description": "Keys for the data plane and the management API."},
+        {"name": "tokens", "description": "Personal access tokens for the management API."},
+        {"name": "plans", "description": "Plans, limits and per-tenant overrides."},
+        {"name": "audit", "description": "Who did what, when and from where."},
+    ],
+}
+CSRF_FAILURE_VIEW = "controlplane.api.errors.csrf_failure"

@@ -1,0 +1,22 @@
+"""Celery settings: broker is `REDIS_URL` or the embedded Redis."""
+
+from datetime import timedelta
+
+from vectorplane import config
+
+CELERY_BROKER_URL = config.env_str("CELERY_BROKER_URL", config.redis_url())
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE = {
+    "revoke-rotated-api-keys": {
+        "task": "tenants.tasks.api_keys_revoke_expired_grace",
+        "schedule": timedelta(seconds=config.env_int("VECTORPLANE_KEY_SWEEP_SECONDS", 60)),
+    },
+}

@@ -1,0 +1,36 @@
+from django.contrib import admin
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness: the process answers."""
+    return JsonResponse({"status": "ok"})
+
+
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Readiness: the database answers."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:  # any database failure means not ready
+        return JsonResponse({"status": "unavailable", "error": type(exc).__name__}, status=503)
+    return JsonResponse({"status": "ok"})
+
+
+urlpatterns = [
+    path("healthz", healthz),
+    path("readyz", readyz),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(("tenants.urls", "tenants"), namespace="v1")),
+    path("api/v1/schema", SpectacularAPIView.as_view(), name="schema"),
+    path("api/v1/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/v1/redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+]
+
+handler400 = "controlplane.api.errors.handler400"
+handler403 = "controlplane.api.errors.handler403"
+handler404 = "controlplane.api.errors.handler404"
+handler500 = "controlplane.api.errors.handler500"

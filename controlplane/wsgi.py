@@ -1,0 +1,9 @@
+"""WSGI entry point, served by granian in `make run` (`controlplane.wsgi:application`)."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
+
+application = get_wsgi_application()

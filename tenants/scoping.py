@@ -1,0 +1,86 @@
+"""Tenant scoping that fails closed.
+
+Every tenant-owned model uses `TenantScopedManager` as its default manager. Its querysets are
+filtered to the tenant in scope, and building one with no tenant in scope raises
+`TenantScopeRequired` instead of returning every tenant's rows (PostHog's team scoping,
+NetBox's `restrict()`).
+
+A tenant enters scope explicitly: the API's base view does it once per request after it has
+checked the caller's access to the tenant named in the URL; Celery tasks do it with
+`tenant_scope(tenant_id)`. The escape hatch is `Model.objects.unscoped()`, with a loud name, for
+the Django admin, migrations and the two cross-tenant lookups that cannot know the tenant in
+advance (authenticating a key by its prefix, accepting an invitation by its token).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
+from typing import Any, Generic, TypeVar
+
+from django.db import models
+
+_current_tenant: ContextVar[uuid.UUID | None] = ContextVar("vectorplane_tenant", default=None)
+
+
+class TenantScopeRequired(RuntimeError):
+    """A tenant-scoped query was built with no tenant in scope."""
+
+
+@contextmanager
+def tenant_scope(tenant_id: uuid.UUID) -> Iterator[uuid.UUID]:
+    if not isinstance(tenant_id, uuid.UUID):
+        raise TypeError("tenant_scope() takes a tenant id (uuid.UUID)")
+    token = _current_tenant.set(tenant_id)
+    try:
+        yield tenant_id
+    finally:
+        _current_tenant.reset(token)
+
+
+def enter_tenant_scope(tenant_id: uuid.UUID) -> Token[uuid.UUID | None]:
+    """For a scope that spans framework hooks (a request); pair with `exit_tenant_scope`."""
+    return _current_tenant.set(tenant_id)
+
+
+def exit_tenant_scope(token: Token[uuid.UUID | None]) -> None:
+    _current_tenant.reset(token)
+
+
+def current_tenant_id() -> uuid.UUID:
+    tenant_id = _current_tenant.get()
+    if tenant_id is None:
+        raise TenantScopeRequired(
+            "tenant-scoped query without a tenant in scope; wrap it in tenant_scope(tenant_id) "
+            "or, for admin/migration code only, use .objects.unscoped()"
+        )
+    return tenant_id
+
+
+def tenant_in_scope() -> uuid.UUID | None:
+    return _current_tenant.get()
+
+
+_M = TypeVar("_M", bound=models.Model)
+
+
+class TenantScopedManager(models.Manager[_M], Generic[_M]):
+    # Migrations get a plain manager: historical models must not depend on request state.
+    use_in_migrations = False
+
+    def get_queryset(self) -> models.QuerySet[_M]:
+        tenant_id = current_tenant_id()
+        return super().get_queryset().filter(tenant_id=tenant_id)
+
+    def unscoped(self) -> models.QuerySet[_M]:
+        """Every tenant's rows. For admin, migrations and key/token authentication only."""
+        return super().get_queryset()
+
+    def create(self, **kwargs: Any) -> _M:
+        tenant_id = current_tenant_id()
+        given = kwargs.get("tenant_id") or getattr(kwargs.get("tenant"), "pk", None)
+        if given is not None and given != tenant_id:
+            raise TenantScopeRequired("creating a row for a tenant other than the one in scope")
+        return super().create(**kwargs)

