@@ -3,6 +3,7 @@ server that `make test` (`python -m vectorplane exec -- pytest`) starts."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -10,6 +11,16 @@ from rest_framework.test import APIClient
 
 from tenants.models import Role, Scope, Tenant
 from tenants.tests.factories import UserFactory, add_member, make_key, make_tenant
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """One test database per pytest process, so concurrent runs on one server (a developer's
+    `make test` beside `make run`, or parallel sessions) never drop each other's database."""
+    from django.conf import settings
+
+    database: dict[str, Any] = settings.DATABASES["default"]
+    database.setdefault("TEST", {})["NAME"] = f"test_{database['NAME']}_{os.getpid()}"
 
 
 @pytest.fixture

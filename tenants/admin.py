@@ -8,6 +8,8 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
 from controlplane.api.views import client_ip
 from controlplane.errors import ApplicationError
@@ -45,20 +47,6 @@ class UnscopedAdmin(admin.ModelAdmin):
         return qs.order_by(*ordering) if ordering else qs
 
 
-class MembershipInline(admin.TabularInline):
-    model = Membership
-    extra = 0
-    fields = ("user", "role", "created_at")
-    readonly_fields = ("user", "role", "created_at")
-    can_delete = False
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return Membership.objects.unscoped().select_related("user")
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
     list_display = ("slug", "name", "status", "plan", "created_at")
@@ -77,7 +65,15 @@ class TenantAdmin(admin.ModelAdmin):
         "suspended_at",
         "deleted_at",
     )
-    inlines = [MembershipInline]
+
+    @admin.display(description="Members")
+    def members(self, tenant: Tenant) -> str:
+        # Not an inline: inline formsets query through the default (scoped) manager.
+        rows = Membership.objects.unscoped().filter(tenant=tenant).select_related("user")
+        return format_html_join(
+            mark_safe("<br>"), "{} ({})", ((m.user.get_username(), m.role) for m in rows)
+        )
+
     actions = ["suspend", "reactivate"]
     date_hierarchy = "created_at"
 

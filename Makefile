@@ -1,0 +1,81 @@
+# Vectorplane developer entry points (GNU make).
+#
+#   make run           embedded PostgreSQL + Redis, migrations, demo data, web/worker/beat
+#   make test          lint, typecheck, OpenAPI schema check, pytest (what CI runs)
+#   make schema        regenerate docs/openapi.yaml after an API change
+#   make lock          re-resolve dependencies into constraints.txt
+#   make clean-state CONFIRM=yes   delete .state/ (embedded databases, generated secrets)
+
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+# `python -m vectorplane exec -- CMD` runs CMD with the embedded PostgreSQL up (unless
+# DATABASE_URL is set) and stops it afterwards if it started it.
+WITH_DB := $(PYTHON) -m vectorplane exec --
+SCHEMA := docs/openapi.yaml
+SPECTACULAR := manage.py spectacular --validate --fail-on-warn
+PYTEST_ARGS ?=
+
+.PHONY: venv run test lint typecheck schema-check schema pytest lock clean-state
+
+# The venv is (re)installed only when the dependency files change.
+VENV_STAMP := $(VENV)/.vectorplane-installed
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): pyproject.toml constraints.txt
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+run: venv
+	$(PYTHON) -m vectorplane run
+
+# Steps run one after another, even under `make -j`.
+test: venv
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory typecheck
+	$(MAKE) --no-print-directory schema-check
+	$(MAKE) --no-print-directory pytest
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+typecheck: venv
+	$(VENV)/bin/mypy .
+
+schema-check: venv
+	@tmp=$$(mktemp --suffix=.yaml) && trap 'rm -f "$$tmp"' EXIT && \
+	echo "$(WITH_DB) $(PYTHON) $(SPECTACULAR) --file $$tmp" && \
+	$(WITH_DB) $(PYTHON) $(SPECTACULAR) --file "$$tmp" && \
+	if ! diff -u $(SCHEMA) "$$tmp"; then \
+		echo >&2; \
+		echo "error: $(SCHEMA) is stale (or missing): run 'make schema' and commit it." >&2; \
+		exit 1; \
+	fi
+
+schema: venv
+	mkdir -p $(dir $(SCHEMA))
+	$(WITH_DB) $(PYTHON) $(SPECTACULAR) --file $(SCHEMA)
+
+pytest: venv
+	$(WITH_DB) $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# Resolve the newest versions allowed by pyproject.toml in a throw-away venv.
+lock:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	set -x && \
+	python3 -m venv "$$tmp/venv" && \
+	"$$tmp/venv/bin/python" -m pip install --quiet -e '.[dev]' && \
+	"$$tmp/venv/bin/python" -m pip freeze --exclude-editable > "$$tmp/constraints.txt" && \
+	mv "$$tmp/constraints.txt" constraints.txt
+	@echo "constraints.txt updated; 'make venv' installs it."
+
+clean-state:
+ifneq ($(CONFIRM),yes)
+	@echo "This deletes .state/ (embedded PostgreSQL and Redis data, generated secrets)." >&2
+	@echo "Run 'make clean-state CONFIRM=yes' to proceed." >&2
+	@exit 1
+else
+	-VECTORPLANE_STATE_DIR=$(CURDIR)/.state $(PYTHON) -m vectorplane pg stop
+	rm -rf .state
+endif
