@@ -54,6 +54,8 @@ def service_specs() -> list[ProcessSpec]:
                 "--host", config.http_host(),
                 "--port", str(config.http_port()),
                 "--workers", str(config.web_workers()),
+                "--blocking-threads", str(config.web_threads()),
+                "--backpressure", str(config.web_threads()),
                 "controlplane.wsgi:application",
             ],
             cwd=cwd,

@@ -125,6 +125,15 @@ def web_workers() -> int:
     return workers
 
 
+def web_threads() -> int:
+    """Request threads per granian worker (`VECTORPLANE_WEB_THREADS`); each may hold one
+    database connection, so workers x threads must stay below PostgreSQL's max_connections."""
+    threads = env_int("VECTORPLANE_WEB_THREADS", 16)
+    if threads < 1:
+        raise ConfigError(f"VECTORPLANE_WEB_THREADS must be at least 1, got {threads}")
+    return threads
+
+
 EMBEDDED_DB_NAME = "vectorplane"
 EMBEDDED_DB_USER = "vectorplane"
 
