@@ -909,7 +909,7 @@ class AuditEventListApi(TenantAPIView):
         filters.is_valid(raise_exception=True)
         values = {k: v for k, v in filters.validated_data.items() if k not in {"cursor", "limit"}}
         qs: QuerySet[AuditEvent] = selectors.audit_event_list(**values)
-        return paginate(request, qs, serializer_class=AuditEventOutput, keys=("id",))
+        return paginate(request, qs, serializer_class=AuditEventOutput)
 
 
 # =========================================================================== personal tokens
