@@ -23,6 +23,12 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
     database.setdefault("TEST", {})["NAME"] = f"test_{database['NAME']}_{os.getpid()}"
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings: Any) -> None:
+    """PBKDF2 with Django's default iterations costs ~0.3 s per user; tests need no strength."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def api() -> APIClient:
     return APIClient()

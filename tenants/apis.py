@@ -416,11 +416,23 @@ class LimitsOutput(serializers.Serializer[Any]):
     )
 
 
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
+
 class LimitsOverrideInput(StrictInputSerializer):
-    max_indexes = serializers.IntegerField(min_value=0, required=False, allow_null=True)
-    max_vectors = serializers.IntegerField(min_value=0, required=False, allow_null=True)
-    max_storage_bytes = serializers.IntegerField(min_value=0, required=False, allow_null=True)
-    max_qps = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    max_indexes = serializers.IntegerField(
+        min_value=0, max_value=INT32_MAX, required=False, allow_null=True
+    )
+    max_vectors = serializers.IntegerField(
+        min_value=0, max_value=INT64_MAX, required=False, allow_null=True
+    )
+    max_storage_bytes = serializers.IntegerField(
+        min_value=0, max_value=INT64_MAX, required=False, allow_null=True
+    )
+    max_qps = serializers.IntegerField(
+        min_value=0, max_value=INT32_MAX, required=False, allow_null=True
+    )
     max_dimension = serializers.IntegerField(
         min_value=1, max_value=65536, required=False, allow_null=True
     )

@@ -481,9 +481,20 @@ def invitation_create(
                 "already_member", "A user with this email address is already a member."
             )
         # A new invitation replaces a pending one for the same address.
-        Invitation.objects.filter(
+        for replaced in Invitation.objects.select_for_update().filter(
             email__iexact=email, accepted_at__isnull=True, revoked_at__isnull=True
-        ).update(revoked_at=now)
+        ):
+            replaced.revoked_at = now
+            replaced.save(update_fields=["revoked_at"])
+            audit_record(
+                actor=actor,
+                action="invitation.revoked",
+                tenant=tenant,
+                target_type="invitation",
+                target_id=replaced.id,
+                target_label=replaced.email,
+                details={"reason": "replaced by a new invitation"},
+            )
         user = actor.authenticated_user
         invitation = Invitation.objects.create(
             tenant=tenant,
@@ -551,6 +562,7 @@ def invitation_accept(*, actor: Actor, token: str) -> Membership:
             or invitation.tenant.status == TenantStatus.DELETED
         ):
             raise invalid
+        _require_active(invitation.tenant)
         if (getattr(user, "email", "") or "").lower() != invitation.email.lower():
             raise ApplicationError(
                 "invitation_email_mismatch",

@@ -193,6 +193,9 @@ def test_run_end_to_end(state: Path) -> None:
     try:
         second.wait_for(r"Demo API key\s+created on the first run", timeout=180)
         second.wait_ready(timeout=60)
+        # (A worker stopped while it is still forking its pool exits 1; a user would not
+        # notice, but the exit status below would.)
+        second.wait_for(r"celery@\S+ ready\.", timeout=60)
         status, keys = second.request("GET", "/api/v1/tenants/demo/api-keys", key)
         assert status == 200
         assert "e2e" in {k["name"] for k in keys["data"]}

@@ -97,8 +97,19 @@ class TokenAuthentication(authentication.BaseAuthentication):
         return token.user, token
 
 
+class CsrfFailed(exceptions.PermissionDenied):
+    vectorplane_code = "csrf_failed"
+
+
 class CsrfSessionAuthentication(authentication.SessionAuthentication):
-    """Session auth for the console; CSRF enforced on unsafe methods (DRF's behaviour)."""
+    """Session auth for the console; CSRF enforced on unsafe methods (DRF's behaviour), failing
+    with its own code so a client can tell a missing token from a missing role."""
+
+    def enforce_csrf(self, request: Request) -> None:
+        try:
+            super().enforce_csrf(request)
+        except exceptions.PermissionDenied as exc:
+            raise CsrfFailed(exc.detail) from exc
 
 
 def request_auth(request: Request) -> ApiKey | PersonalAccessToken | None:

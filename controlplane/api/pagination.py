@@ -103,7 +103,7 @@ def paginate(
         try:
             # A forged cursor value must not reach the database as a 500.
             rows: list[Model] = list(qs.filter(condition)[: limit + 1])
-        except (ValueError, TypeError, DataError, DjangoValidationError) as exc:
+        except (ValueError, TypeError, OverflowError, DataError, DjangoValidationError) as exc:
             raise ApplicationError("invalid_cursor", "The cursor is not valid.") from exc
     else:
         rows = list(qs[: limit + 1])

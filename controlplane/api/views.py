@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 from contextvars import Token
 from typing import Any
 from uuid import UUID
 
 from django.conf import settings
 from django.http import HttpRequest
-from rest_framework import permissions
+from rest_framework import exceptions, permissions
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
@@ -19,15 +20,35 @@ from tenants.scoping import enter_tenant_scope, exit_tenant_scope
 from tenants.selectors import tenant_get_for_actor
 
 
+def _as_ip(value: str) -> str | None:
+    """`value` as an IP address, accepting the `ip:port` and `[v6]:port` forms some proxies
+    write; None for anything else (`unknown`, obfuscated identifiers)."""
+    value = value.strip()
+    candidates = [value]
+    if value.startswith("[") and "]" in value:
+        candidates.append(value[1 : value.index("]")])
+    elif value.count(":") == 1:
+        candidates.append(value.split(":", 1)[0])
+    for candidate in candidates:
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            continue
+    return None
+
+
 def client_ip(request: HttpRequest) -> str | None:
-    """The socket peer, or the address `VECTORPLANE_NUM_PROXIES` trusted proxies reported."""
+    """The socket peer, or the address `VECTORPLANE_NUM_PROXIES` trusted proxies reported.
+    Never raises and never returns a value the audit log's `inet` column would refuse."""
     proxies = settings.VECTORPLANE_NUM_PROXIES
     if proxies > 0:
         forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
         hops = [h.strip() for h in forwarded.split(",") if h.strip()]
         if len(hops) >= proxies:
-            return hops[-proxies]
-    return request.META.get("REMOTE_ADDR") or None
+            reported = _as_ip(hops[-proxies])
+            if reported is not None:
+                return reported
+    return _as_ip(request.META.get("REMOTE_ADDR") or "")
 
 
 class ManagementAccess(permissions.BasePermission):
@@ -79,8 +100,14 @@ class TenantAPIView(BaseAPIView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
+        method = (request.method or "GET").lower()
+        if method not in self.http_method_names or not hasattr(self, method):
+            # 405 depends on the route only: the same for every role and every tenant.
+            raise exceptions.MethodNotAllowed(request.method or "")
         tenant, role = tenant_get_for_actor(actor=self.actor(), slug=kwargs["tenant_slug"])
-        needed = self.minimum_role.get(request.method or "GET", Role.ADMIN)
+        # HEAD and OPTIONS read what GET reads.
+        key = "GET" if method in {"head", "options"} else method.upper()
+        needed = self.minimum_role.get(key, Role.ADMIN)
         if ROLE_RANK[role] < ROLE_RANK[needed]:
             raise PermissionDeniedError(
                 f"This needs the {needed} role or higher in this tenant; you are {role}.",

@@ -84,7 +84,7 @@ def test_plans_are_seeded() -> None:
 
 
 def test_non_operator_cannot_pick_a_plan_at_creation() -> None:
-    user = UserFactory()
+    user: Any = UserFactory()
     from controlplane.errors import PermissionDeniedError
 
     with pytest.raises(PermissionDeniedError):
