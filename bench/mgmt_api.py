@@ -69,7 +69,10 @@ PAGE_SIZE = 20  # the API's default page size: what the measured list calls ask 
 WALK_PAGE_SIZE = 100  # the API's maximum, used to walk to a deep cursor quickly
 DEFAULT_RESULTS = REPO_ROOT / "bench" / "results" / "mgmt_api.json"
 # As `python -m vectorplane run` serves the control plane (minus the access log).
-GRANIAN_ARGS = ("--interface", "wsgi", "--host", "127.0.0.1", "--workers", "2", "--no-access-log")
+GRANIAN_ARGS = (
+    "--interface", "wsgi", "--host", "127.0.0.1", "--workers", "2",
+    "--blocking-threads", "16", "--backpressure", "16", "--no-access-log",
+)  # fmt: skip
 WSGI_APP = "controlplane.wsgi:application"
 SERVER_START_TIMEOUT = 60.0
 SUBPROCESS_TIMEOUT = 600.0
