@@ -4,13 +4,17 @@ server that `make test` (`python -m vectorplane exec -- pytest`) starts."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg import sql
 from rest_framework.test import APIClient
 
 from tenants.models import Role, Scope, Tenant
 from tenants.tests.factories import UserFactory, add_member, make_key, make_tenant
+from vectorplane import config
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +25,40 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
 
     database: dict[str, Any] = settings.DATABASES["default"]
     database.setdefault("TEST", {})["NAME"] = f"test_{database['NAME']}_{os.getpid()}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_database() -> Iterator[str]:
+    """A scratch shared-tier database per pytest process (`test_<data db>_<pid>`), created
+    from template1 (which carries the vector extension) and dropped at the end. Its URLs are
+    put in the environment, where `vectorplane.config` reads them at call time."""
+    owner_url = config.data_database_url()
+    name = f"test_{owner_url.rsplit('/', 1)[1]}_{os.getpid()}"
+    admin = owner_url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template1").format(sql.Identifier(name)))
+    test_owner_url = owner_url.rsplit("/", 1)[0] + "/" + name
+    saved = {
+        k: os.environ.get(k) for k in ("VECTORPLANE_DATA_DATABASE_URL", "GATEWAY_DATA_DATABASE_URL")
+    }
+    os.environ["VECTORPLANE_DATA_DATABASE_URL"] = test_owner_url
+    if config.uses_embedded_postgres():
+        os.environ["GATEWAY_DATA_DATABASE_URL"] = config.embedded_gateway_url(name)
+    try:
+        yield test_owner_url
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 @pytest.fixture(autouse=True)

@@ -25,6 +25,7 @@ urlpatterns = [
     path("readyz", readyz),
     path("admin/", admin.site.urls),
     path("api/v1/", include(("tenants.urls", "tenants"), namespace="v1")),
+    path("api/v1/", include(("provisioning.urls", "provisioning"), namespace="v1-indexes")),
     path("api/v1/schema", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),

@@ -136,6 +136,11 @@ def web_threads() -> int:
 
 EMBEDDED_DB_NAME = "vectorplane"
 EMBEDDED_DB_USER = "vectorplane"
+# The shared pgvector tier: tenant vectors live in their own database, apart from the control
+# plane's. The control-plane role owns it (and runs its DDL); the gateway connects as a role
+# that owns nothing and cannot bypass row-level security.
+EMBEDDED_DATA_DB_NAME = "vectorplane_data"
+GATEWAY_DB_USER = "vp_gateway"
 
 
 def uses_embedded_postgres() -> bool:
@@ -152,6 +157,62 @@ def embedded_database_url(database: str = EMBEDDED_DB_NAME, port: int | None = N
     if port is None:
         port = pg_port()
     return f"postgresql://{EMBEDDED_DB_USER}:{password}@127.0.0.1:{port}/{database}"
+
+
+def embedded_gateway_url(database: str, port: int | None = None) -> str:
+    password = quote(state_secret("pg-gateway-password"), safe="")
+    port = pg_port() if port is None else port
+    return f"postgresql://{GATEWAY_DB_USER}:{password}@127.0.0.1:{port}/{database}"
+
+
+def _database_name(url: str) -> str:
+    from urllib.parse import unquote, urlsplit
+
+    return unquote(urlsplit(url).path.lstrip("/"))
+
+
+def data_database_url() -> str:
+    """The shared pgvector tier, as its owner (DDL): `VECTORPLANE_DATA_DATABASE_URL`, or the
+    `vectorplane_data` database next to the control plane's."""
+    explicit = os.environ.get("VECTORPLANE_DATA_DATABASE_URL")
+    if explicit:
+        return explicit
+    if uses_embedded_postgres():
+        if is_production():
+            raise ConfigError("VECTORPLANE_DATA_DATABASE_URL is required in production")
+        return embedded_database_url(EMBEDDED_DATA_DB_NAME)
+    # An external control-plane database: the data database sits beside it on that server.
+    url = database_url()
+    return url[: url.rindex("/") + 1] + EMBEDDED_DATA_DB_NAME
+
+
+def gateway_data_database_url() -> str:
+    """The shared tier as the gateway's unprivileged role (`GATEWAY_DATA_DATABASE_URL`)."""
+    explicit = os.environ.get("GATEWAY_DATA_DATABASE_URL")
+    if explicit:
+        return explicit
+    if is_production() or not uses_embedded_postgres():
+        raise ConfigError("GATEWAY_DATA_DATABASE_URL is required with an external database")
+    return embedded_gateway_url(_database_name(data_database_url()))
+
+
+def gateway_control_database_url() -> str:
+    """The control-plane database as the gateway's read-only role
+    (`GATEWAY_CONTROL_DATABASE_URL`): keys, tenants, indexes, limits."""
+    explicit = os.environ.get("GATEWAY_CONTROL_DATABASE_URL")
+    if explicit:
+        return explicit
+    if is_production() or not uses_embedded_postgres():
+        raise ConfigError("GATEWAY_CONTROL_DATABASE_URL is required with an external database")
+    return embedded_gateway_url(_database_name(database_url()))
+
+
+def gateway_port() -> int:
+    return env_int("VECTORPLANE_GATEWAY_PORT", 8080)
+
+
+def gateway_public_url() -> str:
+    return env_str("VECTORPLANE_GATEWAY_URL", f"http://{http_host()}:{gateway_port()}")
 
 
 def database_url() -> str:

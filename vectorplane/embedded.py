@@ -500,6 +500,36 @@ class EmbeddedPostgres:
                 )
         with self.superuser_connect(database) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        self._bootstrap_data_plane()
+
+    def _bootstrap_data_plane(self) -> None:
+        """The shared pgvector tier's database (owned by the application role) and the
+        gateway's role: LOGIN only, owns nothing, not superuser, cannot bypass RLS."""
+        owner = sql.Identifier(config.EMBEDDED_DB_USER)
+        gateway = sql.Identifier(config.GATEWAY_DB_USER)
+        with self.superuser_connect("postgres") as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (config.GATEWAY_DB_USER,)
+            ).fetchone()
+            conn.execute(
+                sql.SQL(
+                    "{} ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS "
+                    "NOREPLICATION PASSWORD {}"
+                ).format(
+                    sql.SQL("ALTER" if exists else "CREATE"),
+                    gateway,
+                    sql.Literal(config.state_secret("pg-gateway-password")),
+                )
+            )
+            name = config.EMBEDDED_DATA_DB_NAME
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE template1").format(
+                        sql.Identifier(name), owner
+                    )
+                )
+        with self.superuser_connect(config.EMBEDDED_DATA_DB_NAME) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
 
 
 class EmbeddedRedis:

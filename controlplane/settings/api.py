@@ -31,6 +31,9 @@ SPECTACULAR_SETTINGS = {
         "RoleEnum": "tenants.models.Role",
         "TenantStatusEnum": "tenants.models.TenantStatus",
         "ScopeEnum": "tenants.models.Scope",
+        "TierEnum": "tenants.models.Tier",
+        "EngineEnum": "tenants.models.Engine",
+        "MetricEnum": "provisioning.models.Metric",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -45,6 +48,7 @@ SPECTACULAR_SETTINGS = {
         {"name": "tokens", "description": "Personal access tokens for the management API."},
         {"name": "plans", "description": "Plans, limits and per-tenant overrides."},
         {"name": "audit", "description": "Who did what, when and from where."},
+        {"name": "indexes", "description": "Vector indexes and where their data plane answers."},
     ],
 }
 CSRF_FAILURE_VIEW = "controlplane.api.errors.csrf_failure"

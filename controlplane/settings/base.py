@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "controlplane",
     "tenants",
+    "provisioning",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,151 @@
+"""Index management: `/api/v1/tenants/{slug}/indexes[/{name}]`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from controlplane.api.pagination import PAGINATION_PARAMETERS, paginate, paginated
+from controlplane.api.schema import errors
+from controlplane.api.serializers import StrictInputSerializer
+from controlplane.api.views import TenantAPIView
+from tenants.models import Engine, Role, Tier
+
+from . import selectors, services
+from .models import Index, Metric
+
+INDEX_ERRORS = errors(400, 401, 403, 404)
+
+
+class IndexOutput(serializers.Serializer[Any]):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    dimension = serializers.IntegerField()
+    metric = serializers.ChoiceField(Metric.choices)
+    engine = serializers.ChoiceField(Engine.choices)
+    tier = serializers.ChoiceField(Tier.choices)
+    vector_type = serializers.CharField(
+        help_text="`vector` (float32, up to 2,000 dims) or `halfvec` (float16, up to 4,000)."
+    )
+    hnsw_m = serializers.IntegerField()
+    hnsw_ef_construction = serializers.IntegerField()
+    ef_search = serializers.IntegerField()
+    text_field = serializers.BooleanField()
+    deletion_protection = serializers.BooleanField()
+    tags = serializers.DictField(child=serializers.CharField())
+    status = serializers.CharField()
+    host = serializers.SerializerMethodField(help_text="Where the data-plane API answers.")
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    def get_host(self, index: Index) -> str:
+        return selectors.index_host(index, tenant_slug=self.context["tenant_slug"])
+
+
+class IndexCreateInput(StrictInputSerializer):
+    name = serializers.RegexField(services.INDEX_NAME_RE.pattern, max_length=45)
+    dimension = serializers.IntegerField(min_value=1, max_value=65536)
+    metric = serializers.ChoiceField(Metric.choices, default=Metric.COSINE)
+    engine = serializers.ChoiceField(Engine.choices, default=Engine.PGVECTOR)
+    tier = serializers.ChoiceField(Tier.choices, default=Tier.SHARED)
+    hnsw_m = serializers.IntegerField(min_value=2, max_value=100, default=16)
+    hnsw_ef_construction = serializers.IntegerField(min_value=4, max_value=1000, default=64)
+    ef_search = serializers.IntegerField(min_value=1, max_value=1000, default=100)
+    text_field = serializers.BooleanField(default=False)
+    deletion_protection = serializers.BooleanField(default=False)
+    tags = serializers.DictField(
+        child=serializers.CharField(max_length=120, allow_blank=True), default=dict
+    )
+
+
+class IndexConfigureInput(StrictInputSerializer):
+    ef_search = serializers.IntegerField(min_value=1, max_value=1000, required=False)
+    deletion_protection = serializers.BooleanField(required=False)
+    tags = serializers.DictField(
+        child=serializers.CharField(max_length=120, allow_blank=True), required=False
+    )
+
+
+class IndexListApi(TenantAPIView):
+    minimum_role = {"GET": Role.VIEWER, "POST": Role.MEMBER}
+
+    @extend_schema(
+        operation_id="indexes_list",
+        tags=["indexes"],
+        description="The tenant's indexes, newest first.",
+        parameters=PAGINATION_PARAMETERS,
+        responses={200: paginated(IndexOutput), **INDEX_ERRORS},
+    )
+    def get(self, request: Request, tenant_slug: str) -> Response:
+        return paginate(
+            request,
+            selectors.index_list(),
+            serializer_class=IndexOutput,
+            context={"tenant_slug": self.tenant.slug},
+        )
+
+    @extend_schema(
+        operation_id="indexes_create",
+        tags=["indexes"],
+        description="Creates an index. Shared-tier pgvector indexes are ready when this "
+        "answers. The vector type follows the dimension: `vector` up to 2,000, `halfvec` up to "
+        "4,000 (pgvector's HNSW limits). Plan limits apply (count, dimension, tier, engine).",
+        request=IndexCreateInput,
+        responses={201: IndexOutput, **errors(400, 401, 403, 404, 409)},
+    )
+    def post(self, request: Request, tenant_slug: str) -> Response:
+        data = IndexCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        index = services.index_create(actor=self.actor(), tenant=self.tenant, **data.validated_data)
+        body = IndexOutput(index, context={"tenant_slug": self.tenant.slug}).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class IndexDetailApi(TenantAPIView):
+    minimum_role = {"GET": Role.VIEWER, "PATCH": Role.MEMBER, "DELETE": Role.MEMBER}
+
+    @extend_schema(
+        operation_id="indexes_retrieve",
+        tags=["indexes"],
+        description="One index, with its data-plane host.",
+        responses={200: IndexOutput, **INDEX_ERRORS},
+    )
+    def get(self, request: Request, tenant_slug: str, index_name: str) -> Response:
+        index = selectors.index_get(name=index_name)
+        return Response(IndexOutput(index, context={"tenant_slug": self.tenant.slug}).data)
+
+    @extend_schema(
+        operation_id="indexes_configure",
+        tags=["indexes"],
+        description="Changes the default ef_search, deletion protection or tags (an empty "
+        "string removes a tag).",
+        request=IndexConfigureInput,
+        responses={200: IndexOutput, **INDEX_ERRORS},
+    )
+    def patch(self, request: Request, tenant_slug: str, index_name: str) -> Response:
+        data = IndexConfigureInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        index = services.index_configure(
+            actor=self.actor(),
+            tenant=self.tenant,
+            index=selectors.index_get(name=index_name),
+            **data.validated_data,
+        )
+        return Response(IndexOutput(index, context={"tenant_slug": self.tenant.slug}).data)
+
+    @extend_schema(
+        operation_id="indexes_destroy",
+        tags=["indexes"],
+        description="Deletes the index and its vectors (refused with `deletion_protected` "
+        "while deletion protection is on).",
+        responses={204: None, **INDEX_ERRORS},
+    )
+    def delete(self, request: Request, tenant_slug: str, index_name: str) -> Response:
+        services.index_delete(
+            actor=self.actor(), tenant=self.tenant, index=selectors.index_get(name=index_name)
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,81 @@
+"""Indexes (and, with the dedicated tier, clusters). A row is the desired state; the shared
+tier's table is created synchronously by `services.index_create`."""
+
+from __future__ import annotations
+
+import uuid
+from typing import ClassVar
+
+from django.db import models
+from django.db.models import Q
+
+from tenants.models import Engine, Tenant, Tier
+from tenants.scoping import TenantScopedManager
+
+
+class Metric(models.TextChoices):
+    COSINE = "cosine", "Cosine"
+    EUCLIDEAN = "euclidean", "Euclidean"
+    DOTPRODUCT = "dotproduct", "Dot product"
+
+
+class VectorType(models.TextChoices):
+    # pgvector's HNSW indexes `vector` up to 2,000 dimensions and `halfvec` (16-bit floats)
+    # up to 4,000: an index takes `vector` when it fits, `halfvec` above.
+    VECTOR = "vector", "vector (32-bit floats, up to 2,000 dimensions)"
+    HALFVEC = "halfvec", "halfvec (16-bit floats, 2,001-4,000 dimensions)"
+
+
+class IndexStatus(models.TextChoices):
+    INITIALIZING = "initializing", "Initializing"
+    READY = "ready", "Ready"
+    DELETING = "deleting", "Deleting"
+    DELETED = "deleted", "Deleted"
+    FAILED = "failed", "Failed"
+
+
+class Index(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, related_name="indexes", db_index=False
+    )
+    name = models.CharField(max_length=45)
+    dimension = models.PositiveIntegerField()
+    metric = models.CharField(max_length=16, choices=Metric.choices, default=Metric.COSINE)
+    engine = models.CharField(max_length=16, choices=Engine.choices, default=Engine.PGVECTOR)
+    tier = models.CharField(max_length=16, choices=Tier.choices, default=Tier.SHARED)
+    vector_type = models.CharField(max_length=16, choices=VectorType.choices)
+    hnsw_m = models.PositiveSmallIntegerField(default=16)
+    hnsw_ef_construction = models.PositiveSmallIntegerField(default=64)
+    ef_search = models.PositiveSmallIntegerField(default=100)
+    text_field = models.BooleanField(
+        default=False, help_text="Records carry a text field indexed for full-text (hybrid) search."
+    )
+    deletion_protection = models.BooleanField(default=False)
+    tags = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=16, choices=IndexStatus.choices, default=IndexStatus.INITIALIZING
+    )
+    schema_name = models.CharField(max_length=63)
+    table_name = models.CharField(max_length=63)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantScopedManager["Index"]()
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["tenant", "name"],
+                condition=~Q(status="deleted"),
+                name="provisioning_index_unique_live_name",
+            )
+        ]
+        indexes: ClassVar = [
+            models.Index(fields=["tenant", "-created_at", "-id"], name="provisioning_index_list")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.tenant_id})"

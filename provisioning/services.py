@@ -1,0 +1,255 @@
+"""Index lifecycle. Shared-tier DDL runs synchronously (tens of milliseconds), so an index is
+ready when `index_create` returns; dedicated clusters (issue 4) will go through Celery."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import psycopg
+from django.db import transaction
+from django.utils import timezone
+
+from controlplane.errors import ApplicationError, ConflictError
+from tenants.actors import Actor
+from tenants.models import Engine, Role, Tenant, Tier
+from tenants.scoping import tenant_scope
+from tenants.selectors import tenant_effective_limits
+from tenants.services import _lock_tenant, _require_active, _require_role, audit_record
+
+from . import shared_tier
+from .models import Index, IndexStatus, Metric, VectorType
+
+INDEX_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,43}[a-z0-9])?$")
+MAX_VECTOR_DIMENSION = 2000  # pgvector HNSW limit for `vector`
+MAX_HALFVEC_DIMENSION = 4000  # pgvector HNSW limit for `halfvec`
+
+
+def _label(index: Index) -> str:
+    return index.name
+
+
+def vector_type_for(dimension: int) -> str:
+    if dimension <= MAX_VECTOR_DIMENSION:
+        return VectorType.VECTOR
+    if dimension <= MAX_HALFVEC_DIMENSION:
+        return VectorType.HALFVEC
+    raise ApplicationError(
+        "dimension_too_large",
+        f"The shared pgvector tier indexes at most {MAX_HALFVEC_DIMENSION} dimensions.",
+        details={"dimension": dimension, "max": MAX_HALFVEC_DIMENSION},
+    )
+
+
+def index_create(
+    *,
+    actor: Actor,
+    tenant: Tenant,
+    name: str,
+    dimension: int,
+    metric: str = Metric.COSINE,
+    engine: str = Engine.PGVECTOR,
+    tier: str = Tier.SHARED,
+    hnsw_m: int = 16,
+    hnsw_ef_construction: int = 64,
+    ef_search: int = 100,
+    text_field: bool = False,
+    deletion_protection: bool = False,
+    tags: dict[str, str] | None = None,
+) -> Index:
+    _require_role(actor=actor, tenant=tenant, minimum=Role.MEMBER)
+    _require_active(tenant)
+    if not INDEX_NAME_RE.match(name):
+        raise ApplicationError(
+            "invalid_index_name",
+            "An index name is 1-45 lowercase letters, digits and inner hyphens.",
+            details={"name": name},
+        )
+    if metric not in Metric.values:
+        raise ApplicationError("validation_error", "Unknown metric.", details={"metric": metric})
+    limits = tenant_effective_limits(tenant=tenant).limits
+    if tier not in limits["allowed_tiers"]:
+        raise ApplicationError(
+            "plan_limit",
+            f"Your plan does not include the {tier} tier.",
+            status=403,
+            details={"tier": tier, "allowed_tiers": limits["allowed_tiers"]},
+        )
+    if engine not in limits["allowed_engines"]:
+        raise ApplicationError(
+            "plan_limit",
+            f"Your plan does not include the {engine} engine.",
+            status=403,
+            details={"engine": engine, "allowed_engines": limits["allowed_engines"]},
+        )
+    if tier != Tier.SHARED or engine != Engine.PGVECTOR:
+        raise ApplicationError(
+            "unsupported_combination",
+            "Only shared-tier pgvector indexes are available in this version.",
+            details={"tier": tier, "engine": engine},
+        )
+    if dimension < 1 or dimension > limits["max_dimension"]:
+        raise ApplicationError(
+            "plan_limit",
+            f"Your plan allows 1 to {limits['max_dimension']} dimensions.",
+            status=403,
+            details={"dimension": dimension, "max_dimension": limits["max_dimension"]},
+        )
+    vector_type = vector_type_for(dimension)
+    with transaction.atomic(), tenant_scope(tenant.id):
+        _lock_tenant(tenant)
+        live = Index.objects.exclude(status=IndexStatus.DELETED)
+        if live.filter(name=name).exists():
+            raise ConflictError(
+                "index_exists", f"An index named {name!r} exists.", details={"name": name}
+            )
+        if live.count() >= limits["max_indexes"]:
+            raise ApplicationError(
+                "quota_exceeded",
+                f"Your plan allows {limits['max_indexes']} indexes.",
+                status=403,
+                details={"limit": "max_indexes", "max": limits["max_indexes"]},
+            )
+        index = Index(
+            tenant=tenant,
+            name=name,
+            dimension=dimension,
+            metric=metric,
+            engine=engine,
+            tier=tier,
+            vector_type=vector_type,
+            hnsw_m=hnsw_m,
+            hnsw_ef_construction=hnsw_ef_construction,
+            ef_search=ef_search,
+            text_field=text_field,
+            deletion_protection=deletion_protection,
+            tags=tags or {},
+            status=IndexStatus.INITIALIZING,
+        )
+        index.schema_name = shared_tier.schema_name(tenant.id)
+        index.table_name = shared_tier.table_name(index.id)
+        index.save()
+        # The data database is another database: its DDL commits first. Should the control
+        # plane's commit then fail, the table is orphaned but harmless (IF NOT EXISTS on retry).
+        try:
+            with shared_tier.connect() as conn:
+                shared_tier.create_index_table(
+                    conn,
+                    shared_tier.IndexSpec(
+                        tenant_id=tenant.id,
+                        index_id=index.id,
+                        dimension=dimension,
+                        vector_type=vector_type,
+                        metric=metric,
+                        hnsw_m=hnsw_m,
+                        hnsw_ef_construction=hnsw_ef_construction,
+                        text_field=text_field,
+                    ),
+                )
+        except psycopg.Error as exc:
+            raise ApplicationError(
+                "data_plane_unavailable",
+                "The shared vector database could not create the index; try again.",
+                status=503,
+                details={"reason": type(exc).__name__},
+            ) from exc
+        index.status = IndexStatus.READY
+        index.save(update_fields=["status", "updated_at"])
+        audit_record(
+            actor=actor,
+            action="index.created",
+            tenant=tenant,
+            target_type="index",
+            target_id=index.id,
+            target_label=_label(index),
+            details={
+                "dimension": dimension,
+                "metric": metric,
+                "vector_type": vector_type,
+                "engine": engine,
+                "tier": tier,
+                "text_field": text_field,
+            },
+        )
+    return index
+
+
+def index_configure(
+    *,
+    actor: Actor,
+    tenant: Tenant,
+    index: Index,
+    ef_search: int | None = None,
+    deletion_protection: bool | None = None,
+    tags: dict[str, Any] | None = None,
+) -> Index:
+    _require_role(actor=actor, tenant=tenant, minimum=Role.MEMBER)
+    _require_active(tenant)
+    changes: dict[str, Any] = {}
+    with transaction.atomic(), tenant_scope(tenant.id):
+        index = Index.objects.select_for_update().get(pk=index.pk)
+        if ef_search is not None and ef_search != index.ef_search:
+            changes["ef_search"] = {"from": index.ef_search, "to": ef_search}
+            index.ef_search = ef_search
+        if deletion_protection is not None and deletion_protection != index.deletion_protection:
+            changes["deletion_protection"] = {
+                "from": index.deletion_protection,
+                "to": deletion_protection,
+            }
+            index.deletion_protection = deletion_protection
+        if tags is not None:
+            merged = {**index.tags, **tags}
+            merged = {k: v for k, v in merged.items() if v not in ("", None)}  # "" removes a tag
+            if merged != index.tags:
+                changes["tags"] = {"from": index.tags, "to": merged}
+                index.tags = merged
+        if not changes:
+            return index
+        index.save(update_fields=["ef_search", "deletion_protection", "tags", "updated_at"])
+        audit_record(
+            actor=actor,
+            action="index.configured",
+            tenant=tenant,
+            target_type="index",
+            target_id=index.id,
+            target_label=_label(index),
+            details=changes,
+        )
+    return index
+
+
+def index_delete(*, actor: Actor, tenant: Tenant, index: Index) -> Index:
+    _require_role(actor=actor, tenant=tenant, minimum=Role.MEMBER)
+    if index.deletion_protection:
+        raise ApplicationError(
+            "deletion_protected",
+            "Deletion protection is enabled for this index; disable it first.",
+            status=403,
+            details={"index": index.name},
+        )
+    with transaction.atomic(), tenant_scope(tenant.id):
+        index = Index.objects.select_for_update().get(pk=index.pk)
+        if index.status == IndexStatus.DELETED:
+            return index
+        try:
+            with shared_tier.connect() as conn:
+                shared_tier.drop_index_table(conn, tenant_id=tenant.id, index_id=index.id)
+        except psycopg.Error as exc:
+            raise ApplicationError(
+                "data_plane_unavailable",
+                "The shared vector database could not drop the index; try again.",
+                status=503,
+                details={"reason": type(exc).__name__},
+            ) from exc
+        index.status = IndexStatus.DELETED
+        index.deleted_at = timezone.now()
+        index.save(update_fields=["status", "deleted_at", "updated_at"])
+        audit_record(
+            actor=actor,
+            action="index.deleted",
+            tenant=tenant,
+            target_type="index",
+            target_id=index.id,
+            target_label=_label(index),
+        )
+    return index

@@ -1,0 +1,193 @@
+"""DDL of the shared pgvector tier, run by the control plane as the data database's owner.
+
+Layout (one PostgreSQL database, `VECTORPLANE_DATA_DATABASE_URL`):
+- one schema per tenant, `t_<tenant id hex>`; one table per index, `i_<index id hex>`, so a
+  tenant's query cost does not grow with other tenants' data;
+- every table carries `tenant_id` under ENABLE + FORCE ROW LEVEL SECURITY with a policy that
+  compares it to `current_setting('app.tenant_id', true)` for reads and writes;
+- the gateway's role (`vp_gateway`) owns nothing, is neither superuser nor BYPASSRLS, is granted
+  DML on these tables only, and sets `app.tenant_id` per transaction. A routing bug then
+  returns nothing, never another tenant's rows;
+- `public.namespace_stats` counts vectors per (index, namespace) for `describe_index_stats`
+  and the per-tenant vector quota, updated in the same transaction as each write.
+
+The gateway never runs DDL; this module never runs in the gateway.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from vectorplane import config
+
+TENANT_POLICY = "tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid"
+
+_OPCLASS = {
+    ("vector", "cosine"): "vector_cosine_ops",
+    ("vector", "euclidean"): "vector_l2_ops",
+    ("vector", "dotproduct"): "vector_ip_ops",
+    ("halfvec", "cosine"): "halfvec_cosine_ops",
+    ("halfvec", "euclidean"): "halfvec_l2_ops",
+    ("halfvec", "dotproduct"): "halfvec_ip_ops",
+}
+
+# pgvector's sparsevec holds up to 1e9 dimensions; Pinecone's sparse indices are uint32, so
+# indices at or above this are refused with a clear error by the gateway.
+SPARSE_DIMENSIONS = 1_000_000_000
+
+
+def schema_name(tenant_id: uuid.UUID) -> str:
+    return f"t_{tenant_id.hex}"
+
+
+def table_name(index_id: uuid.UUID) -> str:
+    return f"i_{index_id.hex}"
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    tenant_id: uuid.UUID
+    index_id: uuid.UUID
+    dimension: int
+    vector_type: str
+    metric: str
+    hnsw_m: int
+    hnsw_ef_construction: int
+    text_field: bool
+
+
+def connect(url: str | None = None) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(url or config.data_database_url(), autocommit=False, connect_timeout=10)
+
+
+def gateway_role() -> str:
+    return config.env_str("VECTORPLANE_GATEWAY_DB_ROLE", config.GATEWAY_DB_USER)
+
+
+def ensure_base(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """Idempotent: the extension and the shared stats table with its policy and grants."""
+    role = sql.Identifier(gateway_role())
+    conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    conn.execute(
+        """
+        CREATE TABLE IF NOT EXISTS public.namespace_stats (
+            tenant_id uuid NOT NULL,
+            index_id uuid NOT NULL,
+            namespace text NOT NULL,
+            vector_count bigint NOT NULL DEFAULT 0 CHECK (vector_count >= 0),
+            PRIMARY KEY (index_id, namespace)
+        )
+        """
+    )
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS namespace_stats_tenant ON public.namespace_stats (tenant_id)"
+    )
+    conn.execute("ALTER TABLE public.namespace_stats ENABLE ROW LEVEL SECURITY")
+    conn.execute("ALTER TABLE public.namespace_stats FORCE ROW LEVEL SECURITY")
+    has_policy = conn.execute(
+        "SELECT 1 FROM pg_policies WHERE schemaname = 'public' "
+        "AND tablename = 'namespace_stats' AND policyname = 'tenant_isolation'"
+    ).fetchone()
+    if not has_policy:
+        conn.execute(
+            sql.SQL(
+                "CREATE POLICY tenant_isolation ON public.namespace_stats "
+                "USING ({p}) WITH CHECK ({p})"
+            ).format(p=sql.SQL(TENANT_POLICY))
+        )
+    conn.execute(
+        sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON public.namespace_stats TO {}").format(role)
+    )
+
+
+def create_index_table(conn: psycopg.Connection[tuple[object, ...]], spec: IndexSpec) -> None:
+    """Create the index's table, indexes, policy and grants (one transaction, idempotent)."""
+    schema = sql.Identifier(schema_name(spec.tenant_id))
+    table = sql.Identifier(schema_name(spec.tenant_id), table_name(spec.index_id))
+    role = sql.Identifier(gateway_role())
+    vector_sql = sql.SQL("{}({})").format(sql.SQL(spec.vector_type), sql.Literal(spec.dimension))
+    opclass = sql.SQL(_OPCLASS[(spec.vector_type, spec.metric)])
+    ensure_base(conn)
+    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+    conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, role))
+    text_columns = sql.SQL(
+        ", text text, "
+        "tsv tsvector GENERATED ALWAYS AS (to_tsvector('english', coalesce(text, ''))) STORED"
+        if spec.text_field
+        else ""
+    )
+    conn.execute(
+        sql.SQL(
+            """
+            CREATE TABLE IF NOT EXISTS {table} (
+                namespace text NOT NULL DEFAULT '',
+                id text NOT NULL,
+                embedding {vector} NOT NULL,
+                sparse sparsevec({sparse_dims}),
+                metadata jsonb NOT NULL DEFAULT '{{}}'::jsonb{text_columns},
+                tenant_id uuid NOT NULL
+                    DEFAULT NULLIF(current_setting('app.tenant_id', true), '')::uuid
+                    CHECK (tenant_id = {tenant}),
+                created_at timestamptz NOT NULL DEFAULT now(),
+                updated_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (namespace, id)
+            )
+            """
+        ).format(
+            table=table,
+            vector=vector_sql,
+            sparse_dims=sql.Literal(SPARSE_DIMENSIONS),
+            text_columns=text_columns,
+            tenant=sql.Literal(str(spec.tenant_id)),
+        )
+    )
+    conn.execute(
+        sql.SQL(
+            "CREATE INDEX IF NOT EXISTS {name} ON {table} USING hnsw (embedding {opclass}) "
+            "WITH (m = {m}, ef_construction = {efc})"
+        ).format(
+            name=sql.Identifier(f"{table_name(spec.index_id)}_hnsw"),
+            table=table,
+            opclass=opclass,
+            m=sql.Literal(spec.hnsw_m),
+            efc=sql.Literal(spec.hnsw_ef_construction),
+        )
+    )
+    conn.execute(
+        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING gin (metadata jsonb_path_ops)").format(
+            sql.Identifier(f"{table_name(spec.index_id)}_meta"), table
+        )
+    )
+    if spec.text_field:
+        conn.execute(
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING gin (tsv)").format(
+                sql.Identifier(f"{table_name(spec.index_id)}_tsv"), table
+            )
+        )
+    conn.execute(sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(table))
+    conn.execute(sql.SQL("ALTER TABLE {} FORCE ROW LEVEL SECURITY").format(table))
+    conn.execute(sql.SQL("DROP POLICY IF EXISTS tenant_isolation ON {}").format(table))
+    conn.execute(
+        sql.SQL("CREATE POLICY tenant_isolation ON {} USING ({p}) WITH CHECK ({p})").format(
+            table, p=sql.SQL(TENANT_POLICY)
+        )
+    )
+    conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(table, role))
+
+
+def drop_index_table(
+    conn: psycopg.Connection[tuple[object, ...]], *, tenant_id: uuid.UUID, index_id: uuid.UUID
+) -> None:
+    conn.execute(
+        sql.SQL("DROP TABLE IF EXISTS {}").format(
+            sql.Identifier(schema_name(tenant_id), table_name(index_id))
+        )
+    )
+    ensure_base(conn)
+    # FORCE ROW LEVEL SECURITY binds the owner too: act as the tenant for this transaction.
+    conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant_id),))
+    conn.execute("DELETE FROM public.namespace_stats WHERE index_id = %s", (index_id,))

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import apis
+
+T = "tenants/<slug:tenant_slug>"
+
+urlpatterns = [
+    path(f"{T}/indexes", apis.IndexListApi.as_view(), name="indexes"),
+    path(f"{T}/indexes/<str:index_name>", apis.IndexDetailApi.as_view(), name="index"),
+]
