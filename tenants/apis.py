@@ -715,6 +715,10 @@ class ApiKeyOutput(serializers.Serializer[Any]):
     namespaces = serializers.ListField(
         child=serializers.CharField(), help_text="Empty: every namespace."
     )
+    row_filter = serializers.JSONField(
+        allow_null=True,
+        help_text="Metadata filter ANDed into every read and enforced on every write.",
+    )
     expires_at = serializers.DateTimeField(allow_null=True)
     revoke_after = serializers.DateTimeField(
         allow_null=True, help_text="Set on a rotated key: when its grace period ends."
@@ -754,6 +758,14 @@ class ApiKeyCreateInput(StrictInputSerializer):
         required=False,
         max_length=100,
         default=list,
+    )
+    row_filter = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="A metadata filter (Pinecone syntax) bound to the key: the gateway ANDs it "
+        "into every read and refuses writes whose metadata does not satisfy it, e.g. "
+        '`{"user_id": {"$eq": "u42"}}` for a per-end-user key.',
     )
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
 

@@ -217,6 +217,12 @@ class ApiKey(models.Model):
     scopes = ArrayField(models.CharField(max_length=16, choices=Scope.choices))
     index_names = ArrayField(models.CharField(max_length=45), default=list, blank=True)
     namespaces = ArrayField(models.CharField(max_length=128), default=list, blank=True)
+    row_filter = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Metadata filter the gateway ANDs into every read of this key and enforces "
+        "on every write (Pinecone filter syntax).",
+    )
     expires_at = models.DateTimeField(null=True, blank=True)
     revoke_after = models.DateTimeField(
         null=True, blank=True, help_text="End of the grace period of a rotated key."

@@ -23,6 +23,8 @@ from controlplane.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from gateway.filters import FilterError
+from gateway.filters import validate as validate_filter
 
 from . import credentials
 from .actors import Actor
@@ -614,6 +616,7 @@ def api_key_create(
     scopes: list[str],
     index_names: list[str] | None = None,
     namespaces: list[str] | None = None,
+    row_filter: dict[str, Any] | None = None,
     expires_at: datetime | None = None,
     rotated_from: ApiKey | None = None,
 ) -> tuple[ApiKey, str]:
@@ -628,6 +631,15 @@ def api_key_create(
             "expires_at must be in the future.",
             details={"expires_at": expires_at.isoformat()},
         )
+    if row_filter is not None:
+        try:
+            validate_filter(row_filter)
+        except FilterError as exc:
+            raise ApplicationError(
+                "invalid_filter", f"row_filter: {exc.message}", details=exc.details
+            ) from exc
+        if not row_filter:
+            row_filter = None
     new = credentials.generate(credentials.KEY_KIND)
     user = actor.authenticated_user
     with transaction.atomic(), tenant_scope(tenant.id):
@@ -639,6 +651,7 @@ def api_key_create(
             scopes=scopes,
             index_names=sorted(set(index_names or [])),
             namespaces=sorted(set(namespaces or [])),
+            row_filter=row_filter,
             expires_at=expires_at,
             rotated_from=rotated_from,
             created_by_id=user.pk if user is not None and actor.api_key is None else None,
@@ -654,6 +667,7 @@ def api_key_create(
                 "scopes": key.scopes,
                 "index_names": key.index_names,
                 "namespaces": key.namespaces,
+                "row_filter": key.row_filter,
                 "expires_at": expires_at.isoformat() if expires_at else None,
                 "rotated_from": str(rotated_from.id) if rotated_from else None,
             },
@@ -724,6 +738,7 @@ def api_key_rotate(
             scopes=list(old.scopes),
             index_names=list(old.index_names),
             namespaces=list(old.namespaces),
+            row_filter=old.row_filter,
             expires_at=old.expires_at,
             rotated_from=old,
         )

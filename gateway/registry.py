@@ -1,0 +1,310 @@
+"""What the gateway knows of the control plane: keys, tenants, indexes, limits.
+
+Read from the control-plane database with a read-only role and cached in the process. A
+dedicated connection LISTENs on `vectorplane_changes` (row triggers installed by the
+`provisioning` migrations) and evicts exactly what changed, so a revoked key, a suspended
+tenant or a new index is seen within milliseconds; entries also expire after `ttl` seconds in
+case a notification was missed (the listener reconnects and clears everything after an
+outage). A cached request runs no control-plane query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+logger = logging.getLogger("vectorplane.gateway.registry")
+
+LIMIT_FIELDS = (
+    "max_indexes",
+    "max_vectors",
+    "max_storage_bytes",
+    "max_qps",
+    "max_dimension",
+    "max_upsert_batch",
+    "max_metadata_bytes",
+)
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    id: uuid.UUID
+    prefix: str
+    secret_hash: str
+    tenant_id: uuid.UUID
+    tenant_slug: str
+    tenant_status: str
+    scopes: frozenset[str]
+    index_names: frozenset[str]
+    namespaces: frozenset[str]
+    row_filter: dict[str, Any] | None
+    expires_at: datetime | None
+    revoke_after: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    name: str
+    dimension: int
+    metric: str
+    vector_type: str
+    ef_search: int
+    text_field: bool
+    schema_name: str
+    table_name: str
+    status: str
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_indexes: int
+    max_vectors: int
+    max_storage_bytes: int
+    max_qps: int
+    max_dimension: int
+    max_upsert_batch: int
+    max_metadata_bytes: int
+
+
+@dataclass
+class _Entry:
+    value: Any
+    loaded: float
+
+
+@dataclass
+class Stats:
+    hits: int = 0
+    misses: int = 0
+    evictions: int = 0
+    notifications: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+
+class Registry:
+    def __init__(self, control_url: str, *, ttl: float = 60.0, pool_size: int = 4) -> None:
+        self.control_url = control_url
+        self.ttl = ttl
+        self.pool: AsyncConnectionPool[AsyncConnection[DictRow]] = AsyncConnectionPool(
+            control_url,
+            connection_class=AsyncConnection[DictRow],
+            min_size=1,
+            max_size=pool_size,
+            open=False,
+            kwargs={"autocommit": True, "row_factory": dict_row},
+        )
+        self._keys: dict[str, _Entry] = {}
+        self._indexes: dict[tuple[uuid.UUID, str], _Entry] = {}
+        self._limits: dict[uuid.UUID, _Entry] = {}
+        self._tenant_slugs: dict[str, _Entry] = {}
+        self.stats = Stats()
+        self._listener: asyncio.Task[None] | None = None
+        self.listening = asyncio.Event()
+
+    async def open(self) -> None:
+        await self.pool.open(wait=True, timeout=30)
+        self._listener = asyncio.create_task(self._listen(), name="registry-listener")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.listening.wait(), timeout=10)
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+        await self.pool.close()
+
+    # ------------------------------------------------------------------ cache plumbing
+
+    def _fresh(self, entry: _Entry | None) -> bool:
+        # Without a live LISTEN connection no cached entry is trusted.
+        return (
+            entry is not None
+            and self.listening.is_set()
+            and time.monotonic() - entry.loaded < self.ttl
+        )
+
+    def clear(self) -> None:
+        self._keys.clear()
+        self._indexes.clear()
+        self._limits.clear()
+        self._tenant_slugs.clear()
+
+    # ------------------------------------------------------------------ lookups
+
+    async def key(self, prefix: str) -> KeyInfo | None:
+        entry = self._keys.get(prefix)
+        if entry is not None and self._fresh(entry):
+            self.stats.hits += 1
+            return entry.value
+        self.stats.misses += 1
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    """
+                    SELECT k.id, k.prefix, k.secret_hash, k.tenant_id, t.slug AS tenant_slug,
+                           t.status AS tenant_status, k.scopes, k.index_names, k.namespaces,
+                           k.row_filter, k.expires_at, k.revoke_after, k.revoked_at
+                    FROM tenants_apikey k JOIN tenants_tenant t ON t.id = k.tenant_id
+                    WHERE k.prefix = %s
+                    """,
+                    (prefix,),
+                )
+            ).fetchone()
+        info = None
+        if row is not None:
+            info = KeyInfo(
+                id=row["id"],
+                prefix=row["prefix"],
+                secret_hash=row["secret_hash"],
+                tenant_id=row["tenant_id"],
+                tenant_slug=row["tenant_slug"],
+                tenant_status=row["tenant_status"],
+                scopes=frozenset(row["scopes"]),
+                index_names=frozenset(row["index_names"]),
+                namespaces=frozenset(row["namespaces"]),
+                row_filter=row["row_filter"] or None,
+                expires_at=row["expires_at"],
+                revoke_after=row["revoke_after"],
+                revoked_at=row["revoked_at"],
+            )
+        # Unknown prefixes are cached too (briefly, by TTL), so garbage keys cost no query.
+        self._keys[prefix] = _Entry(info, time.monotonic())
+        return info
+
+    async def index(self, tenant_id: uuid.UUID, name: str) -> IndexInfo | None:
+        cache_key = (tenant_id, name)
+        entry = self._indexes.get(cache_key)
+        if entry is not None and self._fresh(entry):
+            self.stats.hits += 1
+            return entry.value
+        self.stats.misses += 1
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    """
+                    SELECT id, tenant_id, name, dimension, metric, vector_type, ef_search,
+                           text_field, schema_name, table_name, status
+                    FROM provisioning_index
+                    WHERE tenant_id = %s AND name = %s AND status = 'ready'
+                    """,
+                    (tenant_id, name),
+                )
+            ).fetchone()
+        info = IndexInfo(**row) if row is not None else None
+        self._indexes[cache_key] = _Entry(info, time.monotonic())
+        return info
+
+    async def tenant_id_for_slug(self, slug: str) -> uuid.UUID | None:
+        entry = self._tenant_slugs.get(slug)
+        if entry is not None and self._fresh(entry):
+            self.stats.hits += 1
+            return entry.value
+        self.stats.misses += 1
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute("SELECT id FROM tenants_tenant WHERE slug = %s", (slug,))
+            ).fetchone()
+        value = row["id"] if row else None
+        self._tenant_slugs[slug] = _Entry(value, time.monotonic())
+        return value
+
+    async def limits(self, tenant_id: uuid.UUID) -> Limits:
+        entry = self._limits.get(tenant_id)
+        if entry is not None and self._fresh(entry):
+            self.stats.hits += 1
+            return entry.value
+        self.stats.misses += 1
+        columns = ", ".join(f"coalesce(o.{f}, p.{f}) AS {f}" for f in LIMIT_FIELDS)
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    f"SELECT {columns} FROM tenants_tenant t "  # noqa: S608 - fixed names
+                    "JOIN tenants_plan p ON p.id = t.plan_id "
+                    "LEFT JOIN tenants_tenantlimitoverride o ON o.tenant_id = t.id "
+                    "WHERE t.id = %s",
+                    (tenant_id,),
+                )
+            ).fetchone()
+        if row is None:
+            raise LookupError(f"tenant {tenant_id} has no plan")
+        limits = Limits(**row)
+        self._limits[tenant_id] = _Entry(limits, time.monotonic())
+        return limits
+
+    # ------------------------------------------------------------------ invalidation
+
+    def apply_change(self, payload: dict[str, Any]) -> None:
+        """Evict what a `vectorplane_changes` notification says changed."""
+        table = payload.get("table")
+        self.stats.notifications += 1
+        self.stats.by_kind[str(table)] = self.stats.by_kind.get(str(table), 0) + 1
+        row_id = payload.get("id")
+        tenant_id = payload.get("tenant_id")
+        if table == "tenants_apikey":
+            for prefix in [
+                p for p, e in self._keys.items() if e.value and str(e.value.id) == row_id
+            ]:
+                del self._keys[prefix]
+                self.stats.evictions += 1
+        elif table == "tenants_tenant":
+            for prefix in [
+                p for p, e in self._keys.items() if e.value and str(e.value.tenant_id) == row_id
+            ]:
+                del self._keys[prefix]
+                self.stats.evictions += 1
+            self._tenant_slugs.clear()
+            self._limits.pop(uuid.UUID(row_id), None) if row_id else None
+        elif table == "provisioning_index":
+            for cache_key in [k for k in self._indexes if str(k[0]) == tenant_id]:
+                del self._indexes[cache_key]
+                self.stats.evictions += 1
+        elif table == "tenants_tenantlimitoverride":
+            if tenant_id:
+                self._limits.pop(uuid.UUID(tenant_id), None)
+        elif table == "tenants_plan":
+            self._limits.clear()
+        else:
+            self.clear()
+
+    async def _listen(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.control_url, autocommit=True
+                ) as conn:
+                    await conn.execute("LISTEN vectorplane_changes")
+                    # Anything may have changed while we were not listening.
+                    self.clear()
+                    self.listening.set()
+                    delay = 0.5
+                    async for notify in conn.notifies():
+                        try:
+                            self.apply_change(json.loads(notify.payload))
+                        except (ValueError, TypeError):
+                            logger.warning("bad change notification: %r", notify.payload)
+                            self.clear()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.listening.clear()
+                self.clear()
+                logger.exception("change listener lost its connection; retrying in %.1fs", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)

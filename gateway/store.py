@@ -1,0 +1,461 @@
+"""The shared pgvector tier as the gateway sees it: every statement runs in a transaction that
+first sets `app.tenant_id` (row-level security) and the HNSW search settings, as a role that owns
+nothing. Table and column names come from the registry (control plane), never from requests;
+every value is a parameter."""
+
+from __future__ import annotations
+
+import base64
+import math
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from psycopg import AsyncConnection, sql
+from psycopg_pool import AsyncConnectionPool
+
+from .filters import Compiled
+from .registry import IndexInfo
+
+# Distance operator per metric, and how a distance becomes Pinecone's score.
+_OPERATOR = {"cosine": "<=>", "euclidean": "<->", "dotproduct": "<#>"}
+
+
+def score(metric: str, distance: float) -> float:
+    if metric == "cosine":
+        return 1.0 - distance  # cosine similarity
+    if metric == "dotproduct":
+        return -distance  # pgvector's <#> is the negative inner product
+    return distance  # euclidean: the distance itself (lower is closer)
+
+
+@dataclass(frozen=True)
+class Record:
+    id: str
+    values: list[float]
+    sparse: tuple[list[int], list[float]] | None
+    metadata: dict[str, Any] | None
+    text: str | None = None
+
+
+def vector_text(values: Sequence[float]) -> str:
+    return "[" + ",".join(repr(float(v)) for v in values) + "]"
+
+
+def sparse_text(indices: Sequence[int], values: Sequence[float], dims: int) -> str:
+    # pgvector's sparsevec text form is 1-based: {i1:v1,i2:v2}/dims
+    inner = ",".join(f"{i + 1}:{float(v)!r}" for i, v in zip(indices, values, strict=True))
+    return "{" + inner + "}/" + str(dims)
+
+
+def parse_vector(text: str) -> list[float]:
+    return [float(x) for x in text.strip("[]").split(",")] if text and text != "[]" else []
+
+
+def parse_sparse(text: str | None) -> dict[str, list[Any]] | None:
+    if not text:
+        return None
+    body = text[text.index("{") + 1 : text.index("}")]
+    indices: list[int] = []
+    values: list[float] = []
+    for part in filter(None, body.split(",")):
+        i, v = part.split(":")
+        indices.append(int(i) - 1)
+        values.append(float(v))
+    return {"indices": indices, "values": values}
+
+
+def encode_token(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+
+
+def decode_token(token: str) -> str:
+    return base64.urlsafe_b64decode((token + "=" * (-len(token) % 4)).encode()).decode()
+
+
+SPARSE_DIMS = 1_000_000_000
+
+
+class Store:
+    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 16) -> None:
+        self.pool = AsyncConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            kwargs={"autocommit": False, "prepare_threshold": 5},
+        )
+
+    async def open(self) -> None:
+        await self.pool.open(wait=True, timeout=30)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @staticmethod
+    async def _enter(conn: AsyncConnection[Any], tenant_id: uuid.UUID, ef: int | None = None,
+                     iterative: bool = False) -> None:  # fmt: skip
+        if ef is None:
+            await conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant_id),))
+            return
+        await conn.execute(
+            "SELECT set_config('app.tenant_id', %s, true), set_config('hnsw.ef_search', %s, true),"
+            " set_config('hnsw.iterative_scan', %s, true)",
+            (str(tenant_id), str(ef), "relaxed_order" if iterative else "off"),
+        )
+
+    @staticmethod
+    def table(index: IndexInfo) -> sql.Composable:
+        return sql.Identifier(index.schema_name, index.table_name)
+
+    # ------------------------------------------------------------------ writes
+
+    async def upsert(
+        self, index: IndexInfo, namespace: str, records: list[Record], *, max_vectors: int
+    ) -> int:
+        """Insert or replace; returns the number written. Raises QuotaExceeded (and writes
+        nothing) when the tenant would then hold more than `max_vectors` vectors."""
+        # The last occurrence of an id in a batch wins (one statement cannot touch a row twice).
+        unique: dict[str, Record] = {}
+        for record in records:
+            unique[record.id] = record
+        rows = list(unique.values())
+        cast = sql.SQL(index.vector_type)
+        text_cols = sql.SQL(", text") if index.text_field else sql.SQL("")
+        text_sel = sql.SQL(", u.t") if index.text_field else sql.SQL("")
+        text_upd = sql.SQL(", text = EXCLUDED.text") if index.text_field else sql.SQL("")
+        query = sql.SQL(
+            "INSERT INTO {table} (namespace, id, embedding, sparse, metadata{text_cols}) "
+            "SELECT %s, u.id, u.v::{cast}, u.s::sparsevec, u.m::jsonb{text_sel} "
+            "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) "
+            "AS u(id, v, s, m, t) "
+            "ON CONFLICT (namespace, id) DO UPDATE SET embedding = EXCLUDED.embedding, "
+            "sparse = EXCLUDED.sparse, metadata = EXCLUDED.metadata, updated_at = now(){text_upd} "
+            "RETURNING (xmax = 0) AS inserted"
+        ).format(
+            table=self.table(index),
+            text_cols=text_cols,
+            cast=cast,
+            text_sel=text_sel,
+            text_upd=text_upd,
+        )
+        params = (
+            namespace,
+            [r.id for r in rows],
+            [vector_text(r.values) for r in rows],
+            [sparse_text(*r.sparse, SPARSE_DIMS) if r.sparse else None for r in rows],
+            [orjson.dumps(r.metadata or {}).decode() for r in rows],
+            [r.text for r in rows],
+        )
+        async with self.pool.connection() as conn:
+            await self._enter(conn, index.tenant_id)
+            result = await conn.execute(query, params)
+            inserted = sum(1 for (flag,) in await result.fetchall() if flag)
+            if inserted:
+                await self._count(conn, index, namespace, inserted)
+                total = await self._tenant_total(conn)
+                if total > max_vectors:
+                    await conn.rollback()
+                    raise QuotaExceeded(total - inserted, max_vectors)
+            await conn.commit()
+        return len(rows)
+
+    @staticmethod
+    async def _count(
+        conn: AsyncConnection[Any], index: IndexInfo, namespace: str, delta: int
+    ) -> None:
+        await conn.execute(
+            "INSERT INTO public.namespace_stats (tenant_id, index_id, namespace, vector_count) "
+            "VALUES (%s, %s, %s, %s) ON CONFLICT (index_id, namespace) DO UPDATE "
+            "SET vector_count = "
+            "greatest(public.namespace_stats.vector_count + EXCLUDED.vector_count, 0)",
+            (index.tenant_id, index.id, namespace, delta),
+        )
+
+    @staticmethod
+    async def _tenant_total(conn: AsyncConnection[Any]) -> int:
+        row = await (
+            await conn.execute("SELECT coalesce(sum(vector_count), 0) FROM public.namespace_stats")
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    async def update(
+        self,
+        index: IndexInfo,
+        namespace: str,
+        record_id: str,
+        *,
+        values: list[float] | None,
+        sparse: tuple[list[int], list[float]] | None,
+        set_metadata: dict[str, Any] | None,
+        guard: Compiled,
+        new_metadata_check: Any = None,
+    ) -> bool:
+        """Update one record (values, sparse values, merge metadata). `guard` restricts which
+        rows may be touched (a key's row filter); `new_metadata_check(metadata) -> bool` vets
+        the merged metadata. Returns whether a row was updated."""
+        sets: list[sql.Composable] = []
+        params: list[Any] = []
+        if values is not None:
+            sets.append(sql.SQL("embedding = %s::{}").format(sql.SQL(index.vector_type)))
+            params.append(vector_text(values))
+        if sparse is not None:
+            sets.append(sql.SQL("sparse = %s::sparsevec"))
+            params.append(sparse_text(*sparse, SPARSE_DIMS))
+        if set_metadata is not None:
+            sets.append(sql.SQL("metadata = metadata || %s::jsonb"))
+            params.append(orjson.dumps(set_metadata).decode())
+        sets.append(sql.SQL("updated_at = now()"))
+        query = sql.SQL(
+            "UPDATE {table} SET {sets} WHERE namespace = %s AND id = %s AND {guard} "
+            "RETURNING metadata"
+        ).format(table=self.table(index), sets=sql.SQL(", ").join(sets), guard=guard.sql)
+        async with self.pool.connection() as conn:
+            await self._enter(conn, index.tenant_id)
+            row = await (
+                await conn.execute(query, [*params, namespace, record_id, *guard.params])
+            ).fetchone()
+            if row is None:
+                await conn.rollback()
+                return False
+            if new_metadata_check is not None and not new_metadata_check(row[0]):
+                await conn.rollback()
+                raise RowFilterViolation()
+            await conn.commit()
+            return True
+
+    async def delete(
+        self,
+        index: IndexInfo,
+        namespace: str,
+        *,
+        ids: list[str] | None = None,
+        where: Compiled | None = None,
+    ) -> int:
+        conditions: list[sql.Composable] = [sql.SQL("namespace = %s")]
+        params: list[Any] = [namespace]
+        if ids is not None:
+            conditions.append(sql.SQL("id = ANY(%s)"))
+            params.append(ids)
+        if where is not None and not where.is_true:
+            conditions.append(where.sql)
+            params.extend(where.params)
+        query = sql.SQL("DELETE FROM {} WHERE {}").format(
+            self.table(index), sql.SQL(" AND ").join(conditions)
+        )
+        async with self.pool.connection() as conn:
+            await self._enter(conn, index.tenant_id)
+            deleted = (await conn.execute(query, params)).rowcount
+            if deleted:
+                await self._count(conn, index, namespace, -deleted)
+            await conn.commit()
+        return max(deleted, 0)
+
+    # ------------------------------------------------------------------ reads
+
+    async def fetch(
+        self, index: IndexInfo, namespace: str, ids: list[str], where: Compiled
+    ) -> list[dict[str, Any]]:
+        query = sql.SQL(
+            "SELECT id, embedding::text, sparse::text, metadata FROM {} "
+            "WHERE namespace = %s AND id = ANY(%s) AND {}"
+        ).format(self.table(index), where.sql)
+        async with self.pool.connection() as conn:
+            await self._enter(conn, index.tenant_id)
+            rows = await (await conn.execute(query, [namespace, ids, *where.params])).fetchall()
+            await conn.rollback()
+        return [
+            {
+                "id": r[0],
+                "values": parse_vector(r[1]),
+                "sparse": parse_sparse(r[2]),
+                "metadata": r[3],
+            }
+            for r in rows
+        ]
+
+    async def vector_of(
+        self, index: IndexInfo, namespace: str, record_id: str, where: Compiled
+    ) -> list[float] | None:
+        rows = await self.fetch(index, namespace, [record_id], where)
+        return rows[0]["values"] if rows else None
+
+    async def query(
+        self,
+        index: IndexInfo,
+        namespace: str,
+        vector: list[float],
+        top_k: int,
+        where: Compiled,
+        *,
+        ef_search: int,
+        include_values: bool,
+        include_metadata: bool,
+        sparse: tuple[list[int], list[float]] | None = None,
+        text: str | None = None,
+    ) -> list[dict[str, Any]]:
+        op = sql.SQL(_OPERATOR[index.metric])
+        cast = sql.SQL(index.vector_type)
+        filtered = not where.is_true
+        extra_cols = sql.SQL(
+            ", embedding::text, sparse::text" if include_values else ", NULL::text, NULL::text"
+        )
+        hybrid = sparse is not None or text is not None
+        # Hybrid: take a wider dense candidate set, then rescore (see docs on the semantics).
+        limit = max(top_k * 10, 100) if hybrid else top_k
+        ef = max(ef_search, limit) if limit <= 1000 else 1000
+        dense = sql.SQL(
+            "SELECT id, metadata, embedding {op} %s::{cast} AS d{extra} FROM {table} "
+            "WHERE namespace = %s AND {where} ORDER BY embedding {op} %s::{cast} LIMIT %s"
+        ).format(op=op, cast=cast, extra=extra_cols, table=self.table(index), where=where.sql)
+        qtext = vector_text(vector)
+        params: list[Any] = [qtext, namespace, *where.params, qtext, limit]
+        async with self.pool.connection() as conn:
+            await self._enter(conn, index.tenant_id, ef=ef, iterative=filtered)
+            # MATERIALIZED + re-sort: with iterative (relaxed-order) scans the index may return
+            # candidates slightly out of order.
+            query = sql.SQL("WITH c AS MATERIALIZED ({}) SELECT * FROM c ORDER BY d").format(dense)
+            rows = await (await conn.execute(query, params)).fetchall()
+            sparse_scores: dict[str, float] = {}
+            text_rank: dict[str, int] = {}
+            if sparse is not None and rows:
+                sq = sparse_text(*sparse, SPARSE_DIMS)
+                srows = await (
+                    await conn.execute(
+                        sql.SQL(
+                            "SELECT id, coalesce(-(sparse <#> %s::sparsevec), 0) FROM {} "
+                            "WHERE namespace = %s AND id = ANY(%s)"
+                        ).format(self.table(index)),
+                        [sq, namespace, [r[0] for r in rows]],
+                    )
+                ).fetchall()
+                sparse_scores = {r[0]: float(r[1]) for r in srows}
+            if text is not None and index.text_field:
+                trows = await (
+                    await conn.execute(
+                        sql.SQL(
+                            "SELECT id FROM {} WHERE namespace = %s AND {} "
+                            "AND tsv @@ websearch_to_tsquery('english', %s) "
+                            "ORDER BY ts_rank_cd(tsv, websearch_to_tsquery('english', %s)) DESC "
+                            "LIMIT %s"
+                        ).format(self.table(index), where.sql),
+                        [namespace, *where.params, text, text, limit],
+                    )
+                ).fetchall()
+                text_rank = {r[0]: i for i, r in enumerate(trows)}
+            await conn.rollback()
+        matches = []
+        for r in rows:
+            s = score(index.metric, float(r[2]))
+            matches.append(
+                {"id": r[0], "score": s, "metadata": r[1], "values": r[3], "sparse": r[4]}
+            )
+        if sparse is not None:
+            # Pinecone's sparse-dense score: dense dot product + sparse dot product.
+            for m in matches:
+                m["score"] = m["score"] + sparse_scores.get(m["id"], 0.0)
+            matches.sort(key=lambda m: -m["score"])
+        if text is not None:
+            # Reciprocal rank fusion (k = 60) of the dense ranking and the full-text ranking.
+            dense_rank = {m["id"]: i for i, m in enumerate(matches)}
+            extra_ids = [i for i in text_rank if i not in dense_rank]
+            if extra_ids:
+                fetched = await self.fetch(index, namespace, extra_ids, where)
+                for f in fetched:
+                    matches.append(
+                        {
+                            "id": f["id"],
+                            "score": 0.0,
+                            "metadata": f["metadata"],
+                            "values": vector_text(f["values"]),
+                            "sparse": None,
+                        }
+                    )
+            for m in matches:
+                rrf = 0.0
+                if m["id"] in dense_rank:
+                    rrf += 1.0 / (60 + dense_rank[m["id"]] + 1)
+                if m["id"] in text_rank:
+                    rrf += 1.0 / (60 + text_rank[m["id"]] + 1)
+                m["score"] = rrf
+            matches.sort(key=lambda m: -m["score"])
+        out = []
+        for m in matches[:top_k]:
+            item: dict[str, Any] = {"id": m["id"], "score": m["score"]}
+            if include_values:
+                item["values"] = parse_vector(m["values"]) if m["values"] else []
+                sp = parse_sparse(m["sparse"])
+                if sp is not None:
+                    item["sparseValues"] = sp
+            if include_metadata:
+                item["metadata"] = m["metadata"]
+            out.append(item)
+        return out
+
+    async def list_ids(
+        self, index: IndexInfo, namespace: str, prefix: str, limit: int, after: str | None,
+        where: Compiled,
+    ) -> tuple[list[str], str | None]:  # fmt: skip
+        conditions = [sql.SQL("namespace = %s"), where.sql]
+        params: list[Any] = [namespace, *where.params]
+        if prefix:
+            conditions.append(sql.SQL("id >= %s AND starts_with(id, %s)"))
+            params += [prefix, prefix]
+        if after is not None:
+            conditions.append(sql.SQL("id > %s"))
+            params.append(after)
+        query = sql.SQL("SELECT id FROM {} WHERE {} ORDER BY id LIMIT %s").format(
+            self.table(index), sql.SQL(" AND ").join(conditions)
+        )
+        async with self.pool.connection() as conn:
+            await self._enter(conn, index.tenant_id)
+            rows = await (await conn.execute(query, [*params, limit + 1])).fetchall()
+            await conn.rollback()
+        ids = [r[0] for r in rows[:limit]]
+        return ids, (encode_token(ids[-1]) if len(rows) > limit else None)
+
+    async def stats(
+        self, index: IndexInfo, where: Compiled, namespaces: frozenset[str]
+    ) -> dict[str, int]:
+        async with self.pool.connection() as conn:
+            await self._enter(conn, index.tenant_id)
+            if where.is_true:
+                rows = await (
+                    await conn.execute(
+                        "SELECT namespace, vector_count FROM public.namespace_stats "
+                        "WHERE index_id = %s AND vector_count > 0",
+                        (index.id,),
+                    )
+                ).fetchall()
+            else:
+                rows = await (
+                    await conn.execute(
+                        sql.SQL(
+                            "SELECT namespace, count(*) FROM {} WHERE {} GROUP BY namespace"
+                        ).format(self.table(index), where.sql),
+                        list(where.params),
+                    )
+                ).fetchall()
+            await conn.rollback()
+        counts = Counter({r[0]: int(r[1]) for r in rows})
+        if namespaces:
+            counts = Counter({k: v for k, v in counts.items() if k in namespaces})
+        return dict(counts)
+
+
+class QuotaExceeded(Exception):
+    def __init__(self, current: int, maximum: int) -> None:
+        super().__init__(f"{current} of {maximum}")
+        self.current = current
+        self.maximum = maximum
+
+
+class RowFilterViolation(Exception):
+    pass
+
+
+def finite(values: Sequence[float]) -> bool:
+    return all(math.isfinite(v) for v in values)
