@@ -4,6 +4,8 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from provisioning import pinecone_apis
+
 
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness: the process answers."""
@@ -26,6 +28,13 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(("tenants.urls", "tenants"), namespace="v1")),
     path("api/v1/", include(("provisioning.urls", "provisioning"), namespace="v1-indexes")),
+    # Pinecone's control-plane paths, for the official client (`Pinecone(host=...)`).
+    path("indexes", pinecone_apis.PineconeIndexListApi.as_view(), name="pinecone-indexes"),
+    path(
+        "indexes/<str:index_name>",
+        pinecone_apis.PineconeIndexDetailApi.as_view(),
+        name="pinecone-index",
+    ),
     path("api/v1/schema", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),

@@ -167,11 +167,18 @@ class Store:
     async def _count(
         conn: AsyncConnection[Any], index: IndexInfo, namespace: str, delta: int
     ) -> None:
+        if delta < 0:
+            # An INSERT would check its (negative) proposed row before ON CONFLICT applies.
+            await conn.execute(
+                "UPDATE public.namespace_stats SET vector_count = greatest(vector_count + %s, 0) "
+                "WHERE index_id = %s AND namespace = %s",
+                (delta, index.id, namespace),
+            )
+            return
         await conn.execute(
             "INSERT INTO public.namespace_stats (tenant_id, index_id, namespace, vector_count) "
             "VALUES (%s, %s, %s, %s) ON CONFLICT (index_id, namespace) DO UPDATE "
-            "SET vector_count = "
-            "greatest(public.namespace_stats.vector_count + EXCLUDED.vector_count, 0)",
+            "SET vector_count = public.namespace_stats.vector_count + EXCLUDED.vector_count",
             (index.tenant_id, index.id, namespace, delta),
         )
 

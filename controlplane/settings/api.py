@@ -49,6 +49,7 @@ SPECTACULAR_SETTINGS = {
         {"name": "plans", "description": "Plans, limits and per-tenant overrides."},
         {"name": "audit", "description": "Who did what, when and from where."},
         {"name": "indexes", "description": "Vector indexes and where their data plane answers."},
+        {"name": "pinecone", "description": "Pinecone's control-plane API, for its clients."},
     ],
 }
 CSRF_FAILURE_VIEW = "controlplane.api.errors.csrf_failure"
