@@ -46,11 +46,13 @@ class Platform:
             VECTORPLANE_PG_PORT=str(ports["pg"]),
             VECTORPLANE_REDIS_PORT=str(ports["redis"]),
             VECTORPLANE_HTTP_PORT=str(ports["http"]),
+            VECTORPLANE_GATEWAY_PORT=str(ports["gateway"]),
             VECTORPLANE_WEB_WORKERS="1",
             PYTHONUNBUFFERED="1",
         )
         env.pop("DJANGO_SETTINGS_MODULE", None)
         self.base = f"http://127.0.0.1:{ports['http']}"
+        self.gateway = f"http://127.0.0.1:{ports['gateway']}"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "vectorplane", "run"],
             cwd=REPO,
@@ -107,10 +109,13 @@ class Platform:
             return err.code, json.loads(err.read() or b"null")
 
     def wait_ready(self, timeout: float) -> None:
+        self.wait_url(self.base + "/readyz", timeout)
+
+    def wait_url(self, url: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(self.base + "/readyz", timeout=2) as resp:  # noqa: S310
+                with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310
                     if resp.status == 200:
                         return
             except OSError:
@@ -118,7 +123,7 @@ class Platform:
             if self.proc.poll() is not None:
                 break
             time.sleep(0.3)
-        pytest.fail(f"web never became ready; output:\n{self.text()[-4000:]}")
+        pytest.fail(f"{url} never became ready; output:\n{self.text()[-4000:]}")
 
     def descendants(self) -> list[psutil.Process]:
         return psutil.Process(self.proc.pid).children(recursive=True)
@@ -130,6 +135,15 @@ class Platform:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             pytest.fail(f"run did not stop on Ctrl-C; output:\n{self.text()[-4000:]}")
+
+
+def _block(text: str, start: str, end: str) -> str:
+    """The lines the bootstrap printed between two markers, without the log prefix."""
+    lines = [line.split("| ", 1)[1] if "| " in line else line for line in text.splitlines()]
+    body = "\n".join(lines)
+    chunk = body[body.index(start) + len(start) :]
+    chunk = chunk[: chunk.index(end)]
+    return "\n".join(line[4:] if line.startswith("    ") else line for line in chunk.splitlines())
 
 
 def _postmaster_running(state: Path) -> bool:
@@ -155,7 +169,7 @@ def state() -> Iterator[Path]:
 
 
 def test_run_end_to_end(state: Path) -> None:
-    ports = {"pg": _free_port(), "redis": _free_port(), "http": _free_port()}
+    ports = {n: _free_port() for n in ("pg", "redis", "http", "gateway")}
 
     first = Platform(state, ports)
     try:
@@ -173,6 +187,22 @@ def test_run_end_to_end(state: Path) -> None:
         assert status == 201 and created["key"].startswith("vpk_")
         status, body = first.request("GET", "/api/v1/tenants/demo/api-keys", "vpk_wrong")
         assert status == 401 and body["error"]["code"] == "invalid_credentials"
+
+        # The printed curl session and pinecone snippet work as printed.
+        first.wait_url(first.gateway + "/readyz", timeout=60)
+        text = first.text()
+        shell = _block(text, "Try it (copy-paste):", "With the pinecone client")
+        done = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        outputs = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+        assert outputs[0] == {"upsertedCount": 2}
+        assert [m["id"] for m in outputs[1]["matches"]] == ["a"]  # the drama filter
+        snippet = _block(text, "With the pinecone client (pip install pinecone):", "=====")
+        done = subprocess.run(
+            [sys.executable, "-c", snippet], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        assert "ScoredVector(id='c'" in done.stdout
 
         # The printed login works (the console's session login), and is an operator.
         status, me = first.request(

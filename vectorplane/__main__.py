@@ -77,6 +77,19 @@ def service_specs() -> list[ProcessSpec]:
             ],
             cwd=cwd,
         ),
+        ProcessSpec(
+            "gateway",
+            [
+                python, "-m", "granian",
+                "--interface", "asgi",
+                "--host", config.http_host(),
+                "--port", str(config.gateway_port()),
+                "--workers", str(config.gateway_workers()),
+                "--no-access-log",
+                "--factory", "gateway.app:application",
+            ],
+            cwd=cwd,
+        ),
     ]  # fmt: skip
 
 

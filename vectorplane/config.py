@@ -207,6 +207,15 @@ def gateway_control_database_url() -> str:
     return embedded_gateway_url(_database_name(database_url()))
 
 
+def gateway_workers() -> int:
+    """Gateway worker processes (`VECTORPLANE_GATEWAY_WORKERS`); each keeps its own caches,
+    pools and rate-limit buckets."""
+    workers = env_int("VECTORPLANE_GATEWAY_WORKERS", 1)
+    if workers < 1:
+        raise ConfigError(f"VECTORPLANE_GATEWAY_WORKERS must be at least 1, got {workers}")
+    return workers
+
+
 def gateway_port() -> int:
     return env_int("VECTORPLANE_GATEWAY_PORT", 8080)
 

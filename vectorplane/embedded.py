@@ -178,9 +178,7 @@ class EmbeddedPostgres:
     def url(self, database: str = config.EMBEDDED_DB_NAME) -> str:
         """TCP URL for the `vectorplane` role (what `DATABASE_URL` would be)."""
         password = quote(self.password, safe="")
-        return (
-            f"postgresql://{config.EMBEDDED_DB_USER}:{password}@127.0.0.1:{self.port}/{database}"
-        )
+        return f"postgresql://{config.EMBEDDED_DB_USER}:{password}@127.0.0.1:{self.port}/{database}"
 
     def pid(self) -> int | None:
         """PID of the postmaster serving `data_dir`, or None when it is not running."""
@@ -600,4 +598,3 @@ class EmbeddedRedis:
             if time.monotonic() > deadline:
                 raise EmbeddedError(f"redis-server did not answer PING on port {self.port}")
             time.sleep(0.05)
-

@@ -382,10 +382,10 @@ def test_sql_and_python_agree(
     filter_ = data.draw(_filters(_pairs(records)), label="filter")
     compiled = compile_filter(filter_)
     expected = {str(index) for index, meta in enumerate(records) if matches(filter_, meta)}
-    with conn.transaction(force_rollback=True), conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO scratch (id, metadata) VALUES (%s, %s)",
-            [(str(index), Jsonb(meta)) for index, meta in enumerate(records)],
+    with conn.transaction(force_rollback=True):
+        conn.execute(
+            "INSERT INTO scratch (id, metadata) SELECT * FROM unnest(%s::text[], %s::jsonb[])",
+            [[str(index) for index in range(len(records))], [Jsonb(meta) for meta in records]],
         )
         assert select_ids(conn, scratch_table, compiled) == expected
         # the stored (re-parsed) metadata evaluates the same as what was sent

@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tenants', '0002_seed_plans'),
+        ("tenants", "0002_seed_plans"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='apikey',
-            name='row_filter',
-            field=models.JSONField(blank=True, help_text='Metadata filter the gateway ANDs into every read of this key and enforces on every write (Pinecone filter syntax).', null=True),
+            model_name="apikey",
+            name="row_filter",
+            field=models.JSONField(
+                blank=True,
+                help_text="Metadata filter the gateway ANDs into every read of this key and enforces on every write (Pinecone filter syntax).",
+                null=True,
+            ),
         ),
     ]

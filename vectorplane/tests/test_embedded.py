@@ -119,9 +119,7 @@ def test_postgres_listens_only_on_loopback(postgres: EmbeddedPostgres) -> None:
 
 
 def _start_redis(server: EmbeddedRedis) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        server.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    process = subprocess.Popen(server.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server.wait_until_ready(timeout=15, alive=lambda: process.poll() is None)
     return process
 

@@ -18,6 +18,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
+from provisioning.models import Index
+from provisioning.services import index_create
 from tenants.actors import Actor
 from tenants.models import ApiKey, Scope, Tenant
 from tenants.scoping import tenant_scope
@@ -57,6 +59,9 @@ class Command(BaseCommand):
                 tenant = tenant_create(actor=actor, name="Demo", slug=DEMO_TENANT)
             with tenant_scope(tenant.id):
                 has_key = ApiKey.objects.filter(name="demo").exists()
+                has_index = Index.objects.filter(name="demo").exclude(status="deleted").exists()
+            if not has_index:
+                index_create(actor=actor, tenant=tenant, name="demo", dimension=3, text_field=True)
             if not has_key or options["new_key"]:
                 _key, key_secret = api_key_create(
                     actor=actor,
@@ -86,7 +91,13 @@ class Command(BaseCommand):
             else "created on the first run and shown then only;\n"
             "    mint another: .venv/bin/python manage.py vectorplane_bootstrap --new-key"
         )
-        example_key = key_secret or "<your key>"
+        export = (
+            f"export VECTORPLANE_KEY='{key_secret}'"
+            if key_secret
+            else "export VECTORPLANE_KEY=...   # your key (the demo key was shown on the first run)"
+        )
+        py_key = f"'{key_secret}'" if key_secret else "os.environ['VECTORPLANE_KEY']"
+        gw = f"{config.gateway_public_url().rstrip('/')}/v1/indexes/demo"
         self.stdout.write(
             f"\n{line}\n Vectorplane is starting\n{line}\n"
             f"  Admin console   {info['console_url']}\n"
@@ -95,8 +106,23 @@ class Command(BaseCommand):
             f"  Login           {DEMO_EMAIL} / {password_text}\n"
             f"  Demo tenant     {tenant.slug}\n"
             f"  Demo API key    {key_text}\n\n"
-            f"  Try:  curl -H 'Authorization: Bearer {example_key}' \\\n"
-            f"          {base}/api/v1/tenants/{tenant.slug}\n"
+            f"  Gateway         {config.gateway_public_url()}  (index `demo`: 3 dims, cosine)\n"
+            f"\n  Try it (copy-paste):\n"
+            f"    {export}\n"
+            f'    curl -s -w "\\n" -X POST {gw}/vectors/upsert -H "Api-Key: $VECTORPLANE_KEY" \\\n'
+            f"      -H 'Content-Type: application/json' -d '{{\"vectors\": [\n"
+            f'        {{"id": "a", "values": [1, 0, 0], "metadata": {{"genre": "drama"}}}},\n'
+            f'        {{"id": "b", "values": [0, 1, 0], "metadata": {{"genre": "comedy"}}}}]}}\'\n'
+            f'    curl -s -w "\\n" -X POST {gw}/query -H "Api-Key: $VECTORPLANE_KEY" \\\n'
+            f"      -H 'Content-Type: application/json' \\\n"
+            f'      -d \'{{"vector": [1, 0, 0], "topK": 2, "includeMetadata": true, '
+            f'"filter": {{"genre": {{"$eq": "drama"}}}}}}\'\n'
+            f"\n  With the pinecone client (pip install pinecone):\n"
+            f"    import os; from pinecone import Pinecone\n"
+            f"    pc = Pinecone(api_key={py_key}, host='{base}')\n"
+            f"    index = pc.Index('demo')\n"
+            f"    index.upsert(vectors=[{{'id': 'c', 'values': [0, 0, 1]}}])\n"
+            f"    print(index.query(vector=[0, 0, 1], top_k=1))\n"
             f"{line}\n"
         )
 
