@@ -16,7 +16,7 @@ import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +39,7 @@ from vectorplane import config
 from . import filters
 from .errors import GatewayError, bad_request, not_found_index
 from .filters import Compiled, FilterError
+from .metering import Meter
 from .registry import IndexInfo, KeyInfo, Registry
 from .store import QuotaExceeded, Record, RowFilterViolation, Store, decode_token
 
@@ -67,6 +68,9 @@ class Gateway:
     def __init__(self, *, control_url: str, data_url: str, pepper: str) -> None:
         self.registry = Registry(control_url)
         self.store = Store(data_url)
+        self.meter = Meter(
+            self.registry.pool, interval=float(config.env_int("VECTORPLANE_USAGE_FLUSH_SECONDS", 5))
+        )
         self.pepper = pepper.encode()
         self.buckets: dict[uuid.UUID, Bucket] = {}
         self.metrics = CollectorRegistry()
@@ -99,8 +103,10 @@ class Gateway:
     async def open(self) -> None:
         await self.registry.open()
         await self.store.open()
+        self.meter.start()
 
     async def close(self) -> None:
+        await self.meter.stop()
         await self.store.close()
         await self.registry.close()
 
@@ -162,6 +168,7 @@ class Context:
     key: KeyInfo
     index: IndexInfo
     body: dict[str, Any]
+    usage: dict[str, int] = field(default_factory=dict)
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -391,6 +398,7 @@ async def op_upsert(gw: Gateway, ctx: Context, request: Request) -> Response:
             f"Your plan allows {exc.maximum} vectors.",
             {"limit": "max_vectors", "max": exc.maximum, "current": exc.current},
         ) from exc
+    ctx.usage.update(write_units=count, vectors_written=count)
     return _json({"upsertedCount": count})
 
 
@@ -435,8 +443,10 @@ async def op_query(gw: Gateway, ctx: Context, request: Request) -> Response:
         include_metadata=_bool(body, "includeMetadata"),
         sparse=sparse, text=text,
     )  # fmt: skip
+    read_units = max(1, top_k // 100 + 1)
+    ctx.usage.update(read_units=read_units, queries=1)
     return _json({"results": [], "matches": matches, "namespace": namespace,
-                  "usage": {"readUnits": max(1, top_k // 100 + 1)}})  # fmt: skip
+                  "usage": {"readUnits": read_units}})  # fmt: skip
 
 
 async def op_fetch(gw: Gateway, ctx: Context, request: Request) -> Response:
@@ -455,6 +465,7 @@ async def op_fetch(gw: Gateway, ctx: Context, request: Request) -> Response:
         if r["sparse"] is not None:
             item["sparseValues"] = r["sparse"]
         vectors[r["id"]] = item
+    ctx.usage.update(read_units=1)
     return _json({"vectors": vectors, "namespace": namespace, "usage": {"readUnits": 1}})
 
 
@@ -486,6 +497,7 @@ async def op_update(gw: Gateway, ctx: Context, request: Request) -> Response:
         ) from exc
     if not updated:
         raise GatewayError(404, "not_found", "No vector with that id.", {"id": record_id})
+    ctx.usage.update(write_units=1, vectors_written=1)
     return _json({})
 
 
@@ -501,15 +513,20 @@ async def op_delete(gw: Gateway, ctx: Context, request: Request) -> Response:
         ids = body["ids"]
         if not isinstance(ids, list) or not ids or len(ids) > MAX_BATCH:
             raise bad_request("validation_error", f"ids must be a list of 1-{MAX_BATCH} ids.")
-        await gw.store.delete(index, namespace, ids=[_id(i, "ids") for i in ids], where=row)
+        deleted = await gw.store.delete(
+            index, namespace, ids=[_id(i, "ids") for i in ids], where=row
+        )
     elif modes == ["deleteAll"]:
         if body["deleteAll"] is not True:
             raise bad_request("validation_error", "deleteAll must be true.")
-        await gw.store.delete(index, namespace, where=row)
+        deleted = await gw.store.delete(index, namespace, where=row)
     else:
         if not isinstance(body["filter"], dict) or not body["filter"]:
             raise bad_request("invalid_filter", "filter must be a non-empty object.")
-        await gw.store.delete(index, namespace, where=filters.combine(row, _filter(body["filter"])))
+        deleted = await gw.store.delete(
+            index, namespace, where=filters.combine(row, _filter(body["filter"]))
+        )
+    ctx.usage.update(write_units=1, vectors_deleted=deleted)
     return _json({})
 
 
@@ -537,6 +554,7 @@ async def op_list(gw: Gateway, ctx: Context, request: Request) -> Response:
                             "usage": {"readUnits": 1}}  # fmt: skip
     if next_token:
         body["pagination"] = {"next": next_token}
+    ctx.usage.update(read_units=1)
     return _json(body)
 
 
@@ -545,6 +563,7 @@ async def op_stats(gw: Gateway, ctx: Context, request: Request) -> Response:
     _check_fields(body, {"filter"})
     where = filters.combine(_row_filter(key), _filter(body.get("filter")))
     counts = await gw.store.stats(index, where, key.namespaces)
+    ctx.usage.update(read_units=1)
     return _json(
         {
             "namespaces": {ns: {"vectorCount": n} for ns, n in sorted(counts.items())},
@@ -618,7 +637,10 @@ async def dispatch(
                 {"index": index_name},
             )
         body = await _body(request) if request.method == "POST" else {}
-        response = await handler(gw, Context(key=key, index=index, body=body), request)
+        ctx = Context(key=key, index=index, body=body)
+        response = await handler(gw, ctx, request)
+        if response.status_code < 400:
+            gw.meter.record(index, requests=1, **ctx.usage)
     except GatewayError as exc:
         response = exc.response()
     except Exception:

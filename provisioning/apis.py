@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -149,3 +149,78 @@ class IndexDetailApi(TenantAPIView):
             actor=self.actor(), tenant=self.tenant, index=selectors.index_get(name=index_name)
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class UsageRowOutput(serializers.Serializer[Any]):
+    index_id = serializers.UUIDField()
+    index_name = serializers.CharField()
+    hour = serializers.DateTimeField()
+    requests = serializers.IntegerField()
+    read_units = serializers.IntegerField()
+    write_units = serializers.IntegerField()
+    queries = serializers.IntegerField()
+    vectors_written = serializers.IntegerField()
+    vectors_deleted = serializers.IntegerField()
+
+
+class UsageFilterInput(StrictInputSerializer):
+    cursor = serializers.CharField(required=False)
+    limit = serializers.IntegerField(required=False)
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+    index = serializers.CharField(required=False, max_length=45)
+
+
+class StoredVectorsOutput(serializers.Serializer[Any]):
+    index = serializers.CharField()
+    vectors = serializers.IntegerField()
+
+
+StoredVectorsListOutput = type(
+    "StoredVectorsListOutput", (serializers.Serializer,), {"data": StoredVectorsOutput(many=True)}
+)
+
+
+class UsageApi(TenantAPIView):
+    minimum_role = {"GET": Role.VIEWER}
+
+    @extend_schema(
+        operation_id="usage_list",
+        tags=["indexes"],
+        description="Hourly usage per index (requests, read and write units, queries, vectors "
+        "written and deleted), newest first, as counted by the gateway and flushed every few "
+        "seconds. Filter with `since`/`until` (ISO 8601) and `index`.",
+        parameters=[
+            *PAGINATION_PARAMETERS,
+            OpenApiParameter("since", str),
+            OpenApiParameter("until", str),
+            OpenApiParameter("index", str),
+        ],
+        responses={200: paginated(UsageRowOutput), **INDEX_ERRORS},
+    )
+    def get(self, request: Request, tenant_slug: str) -> Response:
+        filters = UsageFilterInput(data=request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        values = {k: v for k, v in filters.validated_data.items() if k not in {"cursor", "limit"}}
+        return paginate(
+            request, selectors.usage_list(**values), serializer_class=UsageRowOutput,
+            keys=("hour", "id"),
+        )  # fmt: skip
+
+
+class StoredVectorsApi(TenantAPIView):
+    minimum_role = {"GET": Role.VIEWER}
+
+    @extend_schema(
+        operation_id="usage_stored_vectors",
+        tags=["indexes"],
+        description="Vectors stored now, per index (what the vector quota counts).",
+        responses={200: StoredVectorsListOutput, **INDEX_ERRORS},
+    )
+    def get(self, request: Request, tenant_slug: str) -> Response:
+        counts = selectors.stored_vectors(tenant_id=self.tenant.id)
+        data = [
+            {"index": index.name, "vectors": counts.get(index.id, 0)}
+            for index in selectors.index_list().order_by("name")
+        ]
+        return Response({"data": data})

@@ -79,3 +79,38 @@ class Index(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.tenant_id})"
+
+
+class UsageRecord(models.Model):
+    """Hourly usage per index, written by the gateway (counted in memory, flushed in batches
+    with `INSERT ... ON CONFLICT DO UPDATE SET x = x + EXCLUDED.x`)."""
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="usage_records", db_index=False
+    )
+    index_id = models.UUIDField(help_text="Kept after the index is deleted.")
+    index_name = models.CharField(max_length=45)
+    hour = models.DateTimeField()
+    requests = models.BigIntegerField(default=0)
+    read_units = models.BigIntegerField(default=0)
+    write_units = models.BigIntegerField(default=0)
+    queries = models.BigIntegerField(default=0)
+    vectors_written = models.BigIntegerField(default=0)
+    vectors_deleted = models.BigIntegerField(default=0)
+
+    objects = TenantScopedManager["UsageRecord"]()
+
+    class Meta:
+        ordering = ("-hour", "-id")
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["index_id", "hour"], name="provisioning_usagerecord_unique_hour"
+            )
+        ]
+        indexes: ClassVar = [
+            models.Index(fields=["tenant", "-hour"], name="provisioning_usage_tenant_hour")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.index_name} @ {self.hour:%Y-%m-%d %H}:00"

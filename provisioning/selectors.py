@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
+
 from django.db.models import QuerySet
 
 from controlplane.errors import NotFoundError
 from vectorplane import config
 
-from .models import Index, IndexStatus
+from .models import Index, IndexStatus, UsageRecord
 
 
 def index_list() -> QuerySet[Index]:
@@ -31,3 +34,30 @@ def index_host(index: Index, *, tenant_slug: str) -> str:
         scheme = config.env_str("VECTORPLANE_GATEWAY_SCHEME", "https")
         return f"{scheme}://{index.name}-{tenant_slug}.{domain}"
     return f"{config.gateway_public_url().rstrip('/')}/v1/indexes/{index.name}"
+
+
+def stored_vectors(*, tenant_id: uuid.UUID) -> dict[uuid.UUID, int]:
+    """Vectors stored per index right now (the shared tier's namespace_stats)."""
+    from . import shared_tier
+
+    with shared_tier.connect() as conn:
+        shared_tier.ensure_base(conn)
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant_id),))
+        rows = conn.execute(
+            "SELECT index_id, sum(vector_count) FROM public.namespace_stats GROUP BY index_id"
+        ).fetchall()
+        conn.commit()
+    return {uuid.UUID(str(row[0])): int(str(row[1])) for row in rows}
+
+
+def usage_list(
+    *, since: datetime | None = None, until: datetime | None = None, index: str | None = None
+) -> QuerySet[UsageRecord]:
+    qs = UsageRecord.objects.all()
+    if since is not None:
+        qs = qs.filter(hour__gte=since)
+    if until is not None:
+        qs = qs.filter(hour__lt=until)
+    if index:
+        qs = qs.filter(index_name=index)
+    return qs

@@ -1,0 +1,92 @@
+"""Usage metering: counted in the gateway's memory per (index, hour), flushed to the control
+plane's `provisioning_usagerecord` in one batched upsert every `interval` seconds and at
+shutdown. A flush that fails is merged back and retried, so nothing is lost while the process
+lives; a crash (SIGKILL) loses at most the last interval's counts (5 s by default)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+from psycopg_pool import AsyncConnectionPool
+
+from .registry import IndexInfo
+
+logger = logging.getLogger("vectorplane.gateway.metering")
+
+FIELDS = ("requests", "read_units", "write_units", "queries", "vectors_written", "vectors_deleted")
+_Key = tuple[uuid.UUID, uuid.UUID, str, datetime]
+
+
+class Meter:
+    def __init__(self, pool: AsyncConnectionPool[Any], *, interval: float = 5.0) -> None:
+        self.pool = pool
+        self.interval = interval
+        self.counts: dict[_Key, list[int]] = defaultdict(lambda: [0] * len(FIELDS))
+        self._task: asyncio.Task[None] | None = None
+        self.flushed_rows = 0
+
+    def record(self, index: IndexInfo, **amounts: int) -> None:
+        hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        row = self.counts[(index.tenant_id, index.id, index.name, hour)]
+        for i, name in enumerate(FIELDS):
+            row[i] += amounts.get(name, 0)
+
+    async def flush(self) -> int:
+        if not self.counts:
+            return 0
+        pending, self.counts = self.counts, defaultdict(lambda: [0] * len(FIELDS))
+        rows = [(t, i, n, h, *c) for (t, i, n, h), c in pending.items()]
+        columns = [sql.Identifier(f) for f in FIELDS]
+        query = sql.SQL(
+            "INSERT INTO provisioning_usagerecord (tenant_id, index_id, index_name, hour, {cols}) "
+            "VALUES ({marks}) ON CONFLICT (index_id, hour) DO UPDATE SET {updates}"
+        ).format(
+            cols=sql.SQL(", ").join(columns),
+            marks=sql.SQL(", ").join(sql.Placeholder() * (4 + len(FIELDS))),
+            updates=sql.SQL(", ").join(
+                sql.SQL("{c} = provisioning_usagerecord.{c} + EXCLUDED.{c}").format(c=c)
+                for c in columns
+            ),
+        )
+        try:
+            async with self.pool.connection() as conn:
+                conn_: AsyncConnection[Any] = conn
+                async with conn_.transaction(), conn_.cursor() as cur:
+                    await cur.executemany(query, rows)
+        except Exception:
+            # Put the counts back: they go out with the next flush.
+            for key, values in pending.items():
+                row = self.counts[key]
+                for i, v in enumerate(values):
+                    row[i] += v
+            raise
+        self.flushed_rows += len(rows)
+        return len(rows)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("usage flush failed; will retry")
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="usage-flush")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(Exception):
+            await self.flush()
