@@ -80,7 +80,11 @@ SPARSE_DIMS = 1_000_000_000
 
 
 class Store:
-    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 16) -> None:
+    def __init__(
+        self, url: str, *, min_size: int = 2, max_size: int = 16, exact_scan_rows: int = 10_000
+    ) -> None:
+        # Filtered queries matching fewer rows than this are ranked exactly (see query()).
+        self.exact_scan_rows = exact_scan_rows
         self.pool = AsyncConnectionPool(
             url,
             min_size=min_size,
@@ -321,7 +325,24 @@ class Store:
         qtext = vector_text(vector)
         params: list[Any] = [qtext, namespace, *where.params, qtext, limit]
         async with self.pool.connection() as conn:
-            await self._enter(conn, index.tenant_id, ef=ef, iterative=filtered)
+            exact = False
+            if filtered:
+                # A selective filter is answered exactly: count the matches (up to a bound,
+                # through the metadata GIN index where the filter allows) and, when few, rank
+                # them all instead of walking the HNSW graph for them (recall 1.0, and faster
+                # than an iterative scan that must skip ~99% of what it visits).
+                await self._enter(conn, index.tenant_id)
+                probe = sql.SQL(
+                    "SELECT count(*) FROM (SELECT 1 FROM {} WHERE namespace = %s AND {} LIMIT %s) s"
+                ).format(self.table(index), where.sql)
+                row = await (
+                    await conn.execute(probe, [namespace, *where.params, self.exact_scan_rows])
+                ).fetchone()
+                exact = row is not None and int(row[0]) < self.exact_scan_rows
+                await conn.rollback()
+            await self._enter(conn, index.tenant_id, ef=ef, iterative=filtered and not exact)
+            if exact:
+                await conn.execute("SELECT set_config('enable_indexscan', 'off', true)")
             # MATERIALIZED + re-sort: with iterative (relaxed-order) scans the index may return
             # candidates slightly out of order.
             query = sql.SQL("WITH c AS MATERIALIZED ({}) SELECT * FROM c ORDER BY d").format(dense)
