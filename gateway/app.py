@@ -29,6 +29,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from psycopg import sql
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -41,7 +42,14 @@ from .errors import GatewayError, bad_request, not_found_index
 from .filters import Compiled, FilterError
 from .metering import Meter
 from .registry import IndexInfo, KeyInfo, Registry
-from .store import QuotaExceeded, Record, RowFilterViolation, Store, decode_token
+from .store import (
+    MetadataTooLarge,
+    QuotaExceeded,
+    Record,
+    RowFilterViolation,
+    Store,
+    decode_token,
+)
 
 logger = logging.getLogger("vectorplane.gateway")
 
@@ -85,7 +93,7 @@ class Gateway:
         self.latency = Histogram(
             "vectorplane_gateway_request_seconds",
             "Request latency",
-            ["operation"],
+            ["operation", "status"],
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=self.metrics,
         )
@@ -236,7 +244,7 @@ def _id(value: Any, field: str = "id") -> str:
     return value
 
 
-def _vector(value: Any, dimension: int, field: str) -> list[float]:
+def _vector(value: Any, dimension: int, field: str, metric: str = "") -> list[float]:
     if not isinstance(value, list) or not all(
         isinstance(v, int | float) and not isinstance(v, bool) for v in value
     ):
@@ -252,6 +260,10 @@ def _vector(value: Any, dimension: int, field: str) -> list[float]:
     floats = [float(v) for v in value]
     if not all(math.isfinite(v) for v in floats):
         raise bad_request("invalid_value", f"{field} holds NaN or Infinity.", field=field)
+    if metric == "cosine" and not any(floats):
+        raise bad_request(
+            "invalid_value", f"{field} is all zeros, which has no cosine similarity.", field=field
+        )
     return floats
 
 
@@ -278,10 +290,10 @@ def _sparse(value: Any, field: str) -> tuple[list[int], list[float]] | None:
         raise bad_request("validation_error", f"{field}.indices must be unique.", field=field)
     floats = []
     for v in values:
-        if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(float(v)):
-            raise bad_request(
-                "invalid_value", f"{field}.values must be finite numbers.", field=field
-            )
+        if not isinstance(v, int | float) or isinstance(v, bool):
+            raise bad_request("validation_error", f"{field}.values must be numbers.", field=field)
+        if not math.isfinite(float(v)):
+            raise bad_request("invalid_value", f"{field}.values hold NaN or Infinity.", field=field)
         floats.append(float(v))
     pairs = sorted(zip(indices, floats, strict=True))
     return [p[0] for p in pairs], [p[1] for p in pairs]
@@ -292,7 +304,17 @@ def _metadata(value: Any, field: str) -> dict[str, Any] | None:
         return None
     if not isinstance(value, dict):
         raise bad_request("validation_error", f"{field} must be an object.", field=field)
+    # Pinecone drops null-valued keys rather than storing them.
+    value = {k: v for k, v in value.items() if v is not None}
     for k, v in value.items():
+        if (
+            "\x00" in k
+            or (isinstance(v, str) and "\x00" in v)
+            or (isinstance(v, list) and any(isinstance(x, str) and "\x00" in x for x in v))
+        ):
+            raise bad_request(
+                "invalid_metadata", f"{field}.{k!r}: NUL characters are not allowed.", field=field
+            )
         ok = isinstance(v, str | bool | int | float) or (
             isinstance(v, list) and all(isinstance(x, str) for x in v)
         )
@@ -380,19 +402,40 @@ async def op_upsert(gw: Gateway, ctx: Context, request: Request) -> Response:
                 {"index": i, "row_filter": key.row_filter},
             )
         text = v.get("text")
-        if text is not None and not isinstance(text, str):
-            raise bad_request("validation_error", f"vectors[{i}].text must be a string.")
+        if text is not None and (not isinstance(text, str) or "\x00" in text):
+            raise bad_request(
+                "validation_error", f"vectors[{i}].text must be a string without NUL characters."
+            )
         records.append(
             Record(
                 id=_id(v.get("id"), f"vectors[{i}].id"),
-                values=_vector(v.get("values"), index.dimension, f"vectors[{i}].values"),
+                values=_vector(
+                    v.get("values"), index.dimension, f"vectors[{i}].values", index.metric
+                ),
                 sparse=_sparse(v.get("sparseValues"), f"vectors[{i}].sparseValues"),
                 metadata=metadata,
                 text=text,
             )
         )
     try:
-        count = await gw.store.upsert(index, namespace, records, max_vectors=limits.max_vectors)
+        count = await gw.store.upsert(
+            index,
+            namespace,
+            records,
+            max_vectors=limits.max_vectors,
+            guard=filters.compile_filter(
+                key.row_filter, column=sql.Identifier("existing", "metadata")
+            )
+            if key.row_filter
+            else None,
+        )
+    except RowFilterViolation as exc:
+        raise GatewayError(
+            403,
+            "row_filter_violation",
+            "A vector with one of these ids exists outside this key's row filter.",
+            {"row_filter": key.row_filter},
+        ) from exc
     except QuotaExceeded as exc:
         raise GatewayError(
             403,
@@ -417,7 +460,7 @@ async def op_query(gw: Gateway, ctx: Context, request: Request) -> Response:
     if ("vector" in body) == ("id" in body):
         raise bad_request("validation_error", "Send exactly one of vector and id.")
     if "vector" in body:
-        vector = _vector(body["vector"], index.dimension, "vector")
+        vector = _vector(body["vector"], index.dimension, "vector", index.metric)
     else:
         found = await gw.store.vector_of(index, namespace, _id(body["id"]), _row_filter(key))
         if found is None:
@@ -476,7 +519,11 @@ async def op_update(gw: Gateway, ctx: Context, request: Request) -> Response:
     _check_fields(body, {"id", "values", "sparseValues", "setMetadata", "namespace"})
     record_id = _id(body.get("id"))
     namespace = _namespace(body.get("namespace"), key)
-    values = _vector(body["values"], index.dimension, "values") if "values" in body else None
+    values = (
+        _vector(body["values"], index.dimension, "values", index.metric)
+        if "values" in body
+        else None
+    )
     sparse = _sparse(body.get("sparseValues"), "sparseValues")
     set_metadata = _metadata(body.get("setMetadata"), "setMetadata")
     check = None
@@ -486,16 +533,26 @@ async def op_update(gw: Gateway, ctx: Context, request: Request) -> Response:
         def check(metadata: dict[str, Any]) -> bool:
             return filters.matches(row_filter, metadata)
 
+    limits = await gw.registry.limits(key.tenant_id)
+    max_meta = min(MAX_METADATA_BYTES, limits.max_metadata_bytes)
     try:
         updated = await gw.store.update(
             index, namespace, record_id, values=values, sparse=sparse,
             set_metadata=set_metadata, guard=_row_filter(key), new_metadata_check=check,
+            max_metadata_bytes=max_meta,
         )  # fmt: skip
     except RowFilterViolation as exc:
         raise GatewayError(
             403,
             "row_filter_violation",
             "The updated metadata would not satisfy this key's row filter.",
+        ) from exc
+    except MetadataTooLarge as exc:
+        raise bad_request(
+            "metadata_too_large",
+            f"The merged metadata would be {exc.size} bytes; the limit is {exc.maximum}.",
+            bytes=exc.size,
+            max_bytes=exc.maximum,
         ) from exc
     if not updated:
         raise GatewayError(404, "not_found", "No vector with that id.", {"id": record_id})
@@ -537,7 +594,7 @@ async def op_list(gw: Gateway, ctx: Context, request: Request) -> Response:
     params = request.query_params
     namespace = _namespace(params.get("namespace"), key)
     prefix = params.get("prefix", "")
-    if len(prefix.encode()) > MAX_ID_BYTES:
+    if len(prefix.encode()) > MAX_ID_BYTES or "\x00" in prefix:
         raise bad_request("validation_error", "prefix is too long.", field="prefix")
     raw_limit = params.get("limit", "100")
     if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
@@ -549,6 +606,8 @@ async def op_list(gw: Gateway, ctx: Context, request: Request) -> Response:
             after = decode_token(token)
         except (ValueError, UnicodeDecodeError) as exc:
             raise bad_request("invalid_cursor", "The paginationToken is not valid.") from exc
+        if "\x00" in after or len(after.encode()) > MAX_ID_BYTES:
+            raise bad_request("invalid_cursor", "The paginationToken is not valid.")
     ids, next_token = await gw.store.list_ids(
         index, namespace, prefix, int(raw_limit), after, _row_filter(key)
     )
@@ -628,9 +687,7 @@ async def dispatch(
                 {"required_scope": scope, "scopes": sorted(key.scopes)},
             )
         await gw.throttle(key)
-        index = await gw.registry.index(key.tenant_id, index_name)
-        if index is None:
-            raise not_found_index(index_name)
+        # Checked before the lookup, so a restricted key cannot tell which names exist.
         if key.index_names and index_name not in key.index_names:
             raise GatewayError(
                 403,
@@ -638,6 +695,11 @@ async def dispatch(
                 "This API key may not use that index.",
                 {"index": index_name},
             )
+        if "\x00" in index_name or len(index_name) > 45:
+            raise not_found_index(index_name)
+        index = await gw.registry.index(key.tenant_id, index_name)
+        if index is None:
+            raise not_found_index(index_name)
         body = await _body(request) if request.method == "POST" else {}
         ctx = Context(key=key, index=index, body=body)
         response = await handler(gw, ctx, request)
@@ -650,7 +712,7 @@ async def dispatch(
         response = GatewayError(500, "internal_error", "An internal error occurred.").response()
     status = response.status_code
     gw.requests.labels(operation, str(status)).inc()
-    gw.latency.labels(operation).observe(time.perf_counter() - started)
+    gw.latency.labels(operation, str(status)).observe(time.perf_counter() - started)
     return response
 
 

@@ -29,7 +29,7 @@ def score(metric: str, distance: float) -> float:
         return 1.0 - distance  # cosine similarity
     if metric == "dotproduct":
         return -distance  # pgvector's <#> is the negative inner product
-    return distance  # euclidean: the distance itself (lower is closer)
+    return distance * distance  # euclidean: Pinecone's squared distance (lower is closer)
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,13 @@ class Store:
     # ------------------------------------------------------------------ writes
 
     async def upsert(
-        self, index: IndexInfo, namespace: str, records: list[Record], *, max_vectors: int
+        self,
+        index: IndexInfo,
+        namespace: str,
+        records: list[Record],
+        *,
+        max_vectors: int,
+        guard: Compiled | None = None,
     ) -> int:
         """Insert or replace; returns the number written. Raises QuotaExceeded (and writes
         nothing) when the tenant would then hold more than `max_vectors` vectors."""
@@ -138,13 +144,15 @@ class Store:
             "AS u(id, v, s, m, t) "
             "ON CONFLICT (namespace, id) DO UPDATE SET embedding = EXCLUDED.embedding, "
             "sparse = EXCLUDED.sparse, metadata = EXCLUDED.metadata, updated_at = now(){text_upd} "
+            "WHERE {guard} "
             "RETURNING (xmax = 0) AS inserted"
         ).format(
-            table=self.table(index),
+            table=sql.SQL("{} AS existing").format(self.table(index)),
             text_cols=text_cols,
             cast=cast,
             text_sel=text_sel,
             text_upd=text_upd,
+            guard=guard.sql if guard is not None else sql.SQL("TRUE"),
         )
         params = (
             namespace,
@@ -153,12 +161,25 @@ class Store:
             [sparse_text(*r.sparse, SPARSE_DIMS) if r.sparse else None for r in rows],
             [orjson.dumps(r.metadata or {}).decode() for r in rows],
             [r.text for r in rows],
+            *(guard.params if guard is not None else ()),
         )
         async with self.pool.connection() as conn:
             await self._enter(conn, index.tenant_id)
             result = await conn.execute(query, params)
-            inserted = sum(1 for (flag,) in await result.fetchall() if flag)
+            flags = await result.fetchall()
+            if len(flags) < len(rows):
+                # A row the key's row filter does not cover exists under one of these ids.
+                await conn.rollback()
+                raise RowFilterViolation()
+            inserted = sum(1 for (flag,) in flags if flag)
             if inserted:
+                # Serialise the tenant's quota check with its other writers (held to commit,
+                # taken after the heavy insert): each then sees every committed count, so
+                # concurrent upserts cannot overshoot the quota.
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))",
+                    (str(index.tenant_id),),
+                )
                 await self._count(conn, index, namespace, inserted)
                 total = await self._tenant_total(conn)
                 if total > max_vectors:
@@ -204,6 +225,7 @@ class Store:
         set_metadata: dict[str, Any] | None,
         guard: Compiled,
         new_metadata_check: Any = None,
+        max_metadata_bytes: int | None = None,
     ) -> bool:
         """Update one record (values, sparse values, merge metadata). `guard` restricts which
         rows may be touched (a key's row filter); `new_metadata_check(metadata) -> bool` vets
@@ -235,6 +257,10 @@ class Store:
             if new_metadata_check is not None and not new_metadata_check(row[0]):
                 await conn.rollback()
                 raise RowFilterViolation()
+            size = len(orjson.dumps(row[0]))
+            if max_metadata_bytes is not None and size > max_metadata_bytes:
+                await conn.rollback()
+                raise MetadataTooLarge(size, max_metadata_bytes)
             await conn.commit()
             return True
 
@@ -483,6 +509,13 @@ class QuotaExceeded(Exception):
 
 class RowFilterViolation(Exception):
     pass
+
+
+class MetadataTooLarge(Exception):
+    def __init__(self, size: int, maximum: int) -> None:
+        super().__init__(f"{size} > {maximum}")
+        self.size = size
+        self.maximum = maximum
 
 
 def finite(values: Sequence[float]) -> bool:

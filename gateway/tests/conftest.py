@@ -1,0 +1,486 @@
+"""Fixtures for the data-plane gateway's end-to-end tests: a real `granian` process serving
+`gateway.app:application` (and, for the Pinecone client tests, the control plane), over HTTP on
+127.0.0.1, against the pytest-django control-plane test database (as the gateway's read-only
+role `vp_gateway`) and the per-session shared-tier data database of the root conftest.
+
+Tenants, keys and indexes are created through the services and committed at once (the
+`platform` fixture opens the test database in autocommit mode, as a transactional test does),
+so the gateway (another process, another connection) sees them; its LISTEN/NOTIFY cache
+invalidation is part of what is tested. Unlike a `django_db(transaction=True)` test, nothing is
+flushed afterwards: a flush (TRUNCATE of every table) costs ~0.4 s per test, which alone would
+take this suite past its time budget. Every test therefore names its tenants, users and
+indexes with a random suffix, and the test databases are dropped with the session.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import httpx
+import psycopg
+import pytest
+from psycopg import sql
+
+from provisioning import services as index_services
+from provisioning.models import Index
+from tenants import services as tenant_services
+from tenants.actors import Actor
+from tenants.models import ApiKey, Plan, Scope, Tenant
+from tenants.tests.factories import UserFactory
+from vectorplane import config
+
+REPO = Path(__file__).resolve().parents[2]
+logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
+GATEWAY_DOMAIN = "gw.vectorplane.test"
+START_TIMEOUT = 60.0
+
+
+# ============================================================================ processes
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + quote(database, safe="")))
+
+
+@dataclass
+class Server:
+    """A server process we started; `stop()` ends it (and only it, by its process group)."""
+
+    name: str
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def log_tail(self, chars: int = 6000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return "(no log)"
+
+    def wait_ready(self, path: str, timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    break
+                try:
+                    if client.get(self.url + path).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.name} never answered 200 on {path}:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # the group we started
+                self.proc.wait(timeout=10)
+
+
+def start_server(
+    name: str, argv: list[str], env: Mapping[str, str], log_dir: Path, port: int
+) -> Server:
+    log = log_dir / f"{name}.log"
+    with log.open("wb") as handle:
+        proc = subprocess.Popen(
+            argv,
+            cwd=REPO,
+            env=dict(env),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return Server(name=name, url=f"http://127.0.0.1:{port}", proc=proc, log=log)
+
+
+def _control_db_name() -> str:
+    from django.db import connection
+
+    return str(connection.settings_dict["NAME"])
+
+
+def gateway_control_url(database: str) -> str:
+    explicit = os.environ.get("GATEWAY_CONTROL_DATABASE_URL")
+    if explicit:
+        return _with_database(explicit, database)
+    return config.embedded_gateway_url(database)
+
+
+@pytest.fixture(scope="session")
+def gateway_server(
+    django_db_setup: None, data_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """One gateway process for the session, in host-routing mode too
+    (`{index}-{tenant}.gw.vectorplane.test` on the bare routes)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env.update(
+        GATEWAY_CONTROL_DATABASE_URL=gateway_control_url(_control_db_name()),
+        GATEWAY_DATA_DATABASE_URL=config.gateway_data_database_url(),
+        VECTORPLANE_STATE_DIR=str(config.state_dir()),
+        VECTORPLANE_GATEWAY_DOMAIN=GATEWAY_DOMAIN,
+        PYTHONUNBUFFERED="1",
+    )
+    argv = [
+        sys.executable, "-m", "granian",
+        "--interface", "asgi",
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--workers", "1",
+        "--no-access-log",
+        "--factory", "gateway.app:application",
+    ]  # fmt: skip
+    server = start_server("gateway", argv, env, tmp_path_factory.mktemp("gateway"), port)
+    try:
+        server.wait_ready("/readyz")
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def control_plane_server(
+    django_db_setup: None,
+    data_database: str,
+    gateway_server: Server,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Server]:
+    """The control plane (Django under granian WSGI) on the test database, as the
+    `vectorplane` role, announcing `gateway_server` as the data-plane host."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    database_url = (
+        f"postgresql://{quote(str(db['USER']), safe='')}:{quote(str(db['PASSWORD']), safe='')}"
+        f"@{db['HOST']}:{db['PORT']}/{quote(str(db['NAME']), safe='')}"
+    )
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env.update(
+        DATABASE_URL=database_url,
+        DATABASE_CONN_MAX_AGE="0",
+        VECTORPLANE_DATA_DATABASE_URL=data_database,
+        VECTORPLANE_GATEWAY_URL=gateway_server.url,
+        VECTORPLANE_STATE_DIR=str(config.state_dir()),
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        DJANGO_SETTINGS_MODULE="controlplane.settings",
+        PYTHONUNBUFFERED="1",
+    )
+    env.pop("VECTORPLANE_GATEWAY_ROUTING", None)
+    argv = [
+        sys.executable, "-m", "granian",
+        "--interface", "wsgi",
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--workers", "1",
+        "--blocking-threads", "4",
+        "--no-access-log",
+        "controlplane.wsgi:application",
+    ]  # fmt: skip
+    server = start_server("controlplane", argv, env, tmp_path_factory.mktemp("controlplane"), port)
+    try:
+        server.wait_ready("/readyz")
+        yield server
+    finally:
+        server.stop()
+
+
+# ============================================================================ HTTP
+
+
+@dataclass
+class Gateway:
+    """An HTTP client of the gateway process."""
+
+    server: Server
+    client: httpx.Client
+    domain: str = GATEWAY_DOMAIN
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        key: str | None,
+        body: Any = None,
+        *,
+        params: Any = None,
+        headers: Mapping[str, str | bytes] | None = None,
+        content: bytes | None = None,
+    ) -> httpx.Response:
+        merged: dict[str, str | bytes] = {"Api-Key": key} if key is not None else {}
+        merged.update(headers or {})
+        # As bytes: hostile keys and Host names may be non-ASCII.
+        sent = [(k.encode(), v if isinstance(v, bytes) else v.encode()) for k, v in merged.items()]
+        if body is not None:
+            return self.client.request(method, path, json=body, params=params, headers=sent)
+        return self.client.request(method, path, params=params, headers=sent, content=content)
+
+    def post(self, path: str, key: str | None, body: Any = None, **kw: Any) -> httpx.Response:
+        return self.request("POST", path, key, body, **kw)
+
+    def get(self, path: str, key: str | None, **kw: Any) -> httpx.Response:
+        return self.request("GET", path, key, **kw)
+
+    # Operations in the path form, answering the JSON body after checking the status.
+    def op(
+        self,
+        index: str,
+        operation: str,
+        key: str,
+        body: Any = None,
+        *,
+        expect: int = 200,
+        params: Any = None,
+    ) -> Any:
+        method, path = OPERATION_ROUTES[operation]
+        response = self.request(
+            method,
+            f"/v1/indexes/{quote(index, safe='')}/{path}",
+            key,
+            body if method == "POST" else None,
+            params=params,
+        )
+        assert response.status_code == expect, (operation, response.status_code, response.text)
+        return response.json() if response.content else None
+
+    def upsert(self, index: str, key: str, vectors: list[dict[str, Any]], **body: Any) -> Any:
+        return self.op(index, "upsert", key, {"vectors": vectors, **body})
+
+    def query(self, index: str, key: str, **body: Any) -> Any:
+        return self.op(index, "query", key, body)
+
+    def fetch(self, index: str, key: str, ids: list[str], namespace: str | None = None) -> Any:
+        params: list[tuple[str, str]] = [("ids", i) for i in ids]
+        if namespace is not None:
+            params.append(("namespace", namespace))
+        return self.op(index, "fetch", key, params=params)
+
+    def stats(self, index: str, key: str, **body: Any) -> Any:
+        return self.op(index, "describe_index_stats", key, body)
+
+    def list_ids(self, index: str, key: str, **params: Any) -> Any:
+        return self.op(index, "list", key, params=params)
+
+    def ids(self, index: str, key: str, namespace: str = "") -> list[str]:
+        """Every id of a namespace, walking the list pages."""
+        found: list[str] = []
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"namespace": namespace, "limit": 1000}
+            if token:
+                params["paginationToken"] = token
+            page = self.list_ids(index, key, **params)
+            found += [v["id"] for v in page["vectors"]]
+            token = (page.get("pagination") or {}).get("next")
+            if not token:
+                return found
+
+
+OPERATION_ROUTES: dict[str, tuple[str, str]] = {
+    "upsert": ("POST", "vectors/upsert"),
+    "query": ("POST", "query"),
+    "fetch": ("GET", "vectors/fetch"),
+    "update": ("POST", "vectors/update"),
+    "delete": ("POST", "vectors/delete"),
+    "list": ("GET", "vectors/list"),
+    "describe_index_stats": ("POST", "describe_index_stats"),
+}
+
+
+@pytest.fixture(scope="session")
+def gateway(gateway_server: Server) -> Iterator[Gateway]:
+    with httpx.Client(base_url=gateway_server.url, timeout=30.0) as client:
+        yield Gateway(server=gateway_server, client=client)
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The response is exactly `{"error": {"code", "message", "details"}}` with this status
+    and code; answers `details`."""
+    assert response.status_code == status, (status, code, response.status_code, response.text)
+    assert response.headers["content-type"].startswith("application/json"), response.headers
+    body = response.json()
+    assert set(body) == {"error"}, body
+    error = body["error"]
+    assert set(error) == {"code", "message", "details"}, body
+    assert error["code"] == code, body
+    assert isinstance(error["message"], str) and error["message"], body
+    assert isinstance(error["details"], dict), body
+    details: dict[str, Any] = error["details"]
+    return details
+
+
+# ============================================================================ control plane
+
+
+_SEED_PLANS = importlib.import_module("tenants.migrations.0002_seed_plans")
+
+
+def ensure_plans() -> None:
+    """Put back the seeded plans that a transactional test's flush truncated."""
+    for spec in _SEED_PLANS.PLANS:
+        Plan.objects.get_or_create(slug=spec["slug"], defaults=spec)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class TenantCtx:
+    tenant: Tenant
+    actor: Actor  # an operator, and the tenant's owner
+    keys: dict[str, ApiKey] = field(default_factory=dict)
+
+    @property
+    def slug(self) -> str:
+        return self.tenant.slug
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.tenant.id
+
+    def key(
+        self,
+        *,
+        scopes: list[str] | None = None,
+        index_names: list[str] | None = None,
+        namespaces: list[str] | None = None,
+        row_filter: dict[str, Any] | None = None,
+        expires_at: datetime | None = None,
+        name: str = "key",
+    ) -> str:
+        key, secret = tenant_services.api_key_create(
+            actor=self.actor,
+            tenant=self.tenant,
+            name=name,
+            scopes=scopes or [Scope.READ, Scope.WRITE],
+            index_names=index_names,
+            namespaces=namespaces,
+            row_filter=row_filter,
+            expires_at=expires_at,
+        )
+        self.keys[secret] = key
+        return secret
+
+    def index(
+        self,
+        name: str | None = None,
+        *,
+        dimension: int = 3,
+        metric: str = "cosine",
+        text_field: bool = False,
+    ) -> Index:
+        return index_services.index_create(
+            actor=self.actor,
+            tenant=self.tenant,
+            name=name or unique("ix"),
+            dimension=dimension,
+            metric=metric,
+            text_field=text_field,
+        )
+
+    def delete_index(self, index: Index) -> None:
+        index_services.index_delete(actor=self.actor, tenant=self.tenant, index=index)
+
+    def limits(self, **values: Any) -> None:
+        tenant_services.tenant_limits_override_set(
+            actor=self.actor, tenant=self.tenant, values=values, reason="test"
+        )
+
+
+@dataclass
+class Platform:
+    operator: Any
+
+    def tenant(self, plan: str = "enterprise") -> TenantCtx:
+        """A new tenant on `plan` (enterprise by default: 5,000 queries a second, so that no
+        test but the rate-limit one is throttled)."""
+        actor = Actor(user=self.operator)
+        slug = unique("t")
+        tenant = tenant_services.tenant_create(actor=actor, name=slug, slug=slug, plan_slug=plan)
+        return TenantCtx(tenant=tenant, actor=actor)
+
+
+@pytest.fixture
+def platform(django_db_blocker: Any, gateway: Gateway) -> Iterator[Platform]:
+    """Tenants on demand, owned by a fresh platform operator; the database is open (autocommit)
+    for the whole test."""
+    with django_db_blocker.unblock():
+        ensure_plans()  # a transactional test of another module may have flushed them
+        operator = UserFactory(email=f"{unique('ops')}@example.test", is_staff=True)
+        yield Platform(operator=operator)
+
+
+# ============================================================================ data database
+
+
+def data_rows(index: Index) -> dict[tuple[str, str], Any]:
+    """An index's rows read directly from the shared tier as its owner, acting as the index's
+    tenant (FORCE ROW LEVEL SECURITY binds the owner too): {(namespace, id): metadata}."""
+    url = os.environ["VECTORPLANE_DATA_DATABASE_URL"]
+    with psycopg.connect(url, autocommit=False) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(index.tenant_id),))
+        query = sql.SQL("SELECT namespace, id, metadata FROM {}").format(
+            sql.Identifier(index.schema_name, index.table_name)
+        )
+        rows = conn.execute(query).fetchall()
+        conn.rollback()
+    return {(r[0], r[1]): r[2] for r in rows}
+
+
+# ============================================================================ helpers
+
+
+def dot(a: list[float], b: list[float]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True))
+
+
+def cosine(a: list[float], b: list[float]) -> float:
+    return dot(a, b) / math.sqrt(dot(a, a) * dot(b, b))
+
+
+def poll(
+    probe: Callable[[], httpx.Response], done: Callable[[httpx.Response], bool], timeout: float
+) -> tuple[httpx.Response, float]:
+    """Call `probe` until `done(response)`; answers the last response and the seconds taken
+    (fails after `timeout`)."""
+    started = time.perf_counter()
+    while True:
+        response = probe()
+        elapsed = time.perf_counter() - started
+        if done(response):
+            return response, elapsed
+        if elapsed > timeout:
+            raise AssertionError(
+                f"not done after {elapsed:.3f}s: {response.status_code} {response.text}"
+            )
