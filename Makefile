@@ -15,7 +15,7 @@ SCHEMA := docs/openapi.yaml
 SPECTACULAR := manage.py spectacular --validate --fail-on-warn
 PYTEST_ARGS ?=
 
-.PHONY: venv run test lint typecheck schema-check schema pytest lock clean-state
+.PHONY: venv run test lint typecheck schema-check schema pytest lock clean-state bench-deps
 
 # The venv is (re)installed only when the dependency files change.
 VENV_STAMP := $(VENV)/.vectorplane-installed
@@ -26,6 +26,10 @@ $(VENV_STAMP): pyproject.toml constraints.txt
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
+
+# What the benchmarks in bench/ need on top of the test environment.
+bench-deps: venv
+	$(PYTHON) -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 
 run: venv
 	$(PYTHON) -m vectorplane run
@@ -65,7 +69,7 @@ lock:
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	set -x && \
 	python3 -m venv "$$tmp/venv" && \
-	"$$tmp/venv/bin/python" -m pip install --quiet -e '.[dev]' && \
+	"$$tmp/venv/bin/python" -m pip install --quiet -e '.[dev,bench]' && \
 	"$$tmp/venv/bin/python" -m pip freeze --exclude-editable > "$$tmp/constraints.txt" && \
 	mv "$$tmp/constraints.txt" constraints.txt
 	@echo "constraints.txt updated; 'make venv' installs it."
