@@ -76,7 +76,7 @@ class Gateway:
     def __init__(self, *, control_url: str, data_url: str, pepper: str) -> None:
         self.registry = Registry(control_url)
         self.store = Store(
-            data_url, exact_scan_rows=config.env_int("VECTORPLANE_EXACT_SCAN_ROWS", 10_000)
+            data_url, exact_scan_rows=config.env_int("VECTORPLANE_EXACT_SCAN_ROWS", 0)
         )
         self.meter = Meter(
             self.registry.pool, interval=float(config.env_int("VECTORPLANE_USAGE_FLUSH_SECONDS", 5))

@@ -85,9 +85,11 @@ SPARSE_DIMS = 1_000_000_000
 
 class Store:
     def __init__(
-        self, url: str, *, min_size: int = 2, max_size: int = 16, exact_scan_rows: int = 10_000
+        self, url: str, *, min_size: int = 2, max_size: int = 16, exact_scan_rows: int = 0
     ) -> None:
         # Filtered queries matching fewer rows than this are ranked exactly (see query()).
+        # Off (0) by default: on GloVe 400k with a 1% filter it gave recall 1.0 but p50 1.1 s
+        # against ~50 ms for the iterative HNSW scan (recall 0.95) — see docs/BENCHMARKS.md.
         self.exact_scan_rows = exact_scan_rows
         self.pool = AsyncConnectionPool(
             url,
@@ -356,7 +358,7 @@ class Store:
         params: list[Any] = [qtext, namespace, *where.params, qtext, limit]
         async with self.pool.connection() as conn:
             exact = False
-            if filtered:
+            if filtered and self.exact_scan_rows > 0:
                 # A selective filter is answered exactly: count the matches (up to a bound,
                 # through the metadata GIN index where the filter allows) and, when few, rank
                 # them all instead of walking the HNSW graph for them (recall 1.0, and faster
