@@ -59,7 +59,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeAlias
 
 import httpx
 import numpy as np
@@ -97,8 +97,8 @@ GRANIAN_ARGS = ("--interface", "asgi", "--no-access-log", "--factory", "gateway.
 _SCRUBBED_PREFIXES = ("VECTORPLANE_", "GRANIAN_", "DJANGO_", "PG", "GATEWAY_")
 _SCRUBBED = {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "DATABASE_CONN_MAX_AGE"}
 
-Vectors = npt.NDArray[np.float32]
-Ints = npt.NDArray[np.int64]
+Vectors: TypeAlias = npt.NDArray[np.float32]
+Ints: TypeAlias = npt.NDArray[np.int64]
 
 
 class BenchError(RuntimeError):
@@ -319,7 +319,7 @@ class IndexRef:
 class Platform:
     """A private embedded PostgreSQL (control plane + shared tier), migrated, with the agent."""
 
-    def __init__(self, name: str, *, keep: bool) -> None:
+    def __init__(self, name: str, *, keep: bool, extra_env: dict[str, str] | None = None) -> None:
         self.name = name
         self.keep = keep
         self.state = Path(tempfile.mkdtemp(prefix=f"vpbench-dp-{name}-"))
@@ -342,6 +342,7 @@ class Platform:
                 "DJANGO_DEBUG": "false",
                 "DJANGO_SETTINGS_MODULE": "controlplane.settings",
                 "PYTHONDONTWRITEBYTECODE": "1",
+                **(extra_env or {}),
             }
         )
         self.env = env
@@ -790,9 +791,9 @@ async def httpx_clients(
 
 
 # `gateway.store.Store(exact_scan_rows=...)`: filtered queries matching fewer rows are ranked
-# exactly. The gateway reads VECTORPLANE_EXACT_SCAN_ROWS (default 10,000); the benchmarks leave
-# it unset, so the direct baseline uses the same default.
-EXACT_SCAN_ROWS = 10_000
+# exactly. The gateway reads VECTORPLANE_EXACT_SCAN_ROWS, default 0 (off) since commit 5257f7d;
+# `--exact-scan-rows` sets it for the gateway and the direct baseline alike.
+EXACT_SCAN_ROWS_DEFAULT = 0
 
 
 class DirectQuery:
@@ -803,16 +804,16 @@ class DirectQuery:
     - unfiltered: one transaction of `set_config(app.tenant_id, hnsw.ef_search,
       hnsw.iterative_scan 'off')` and `WITH c AS MATERIALIZED (SELECT ... ORDER BY embedding
       <op> q LIMIT k) SELECT * FROM c ORDER BY d` sent together (pipeline mode), then ROLLBACK;
-    - filtered (`mode="gateway"`): first a transaction that counts the matches up to
-      EXACT_SCAN_ROWS (`SELECT count(*) FROM (SELECT 1 ... WHERE filter LIMIT n)`), then, when
-      fewer, the query with `enable_indexscan` off (the matches are read through the metadata
-      GIN index and ranked exactly), else with `hnsw.iterative_scan = relaxed_order`.
+    - filtered (`mode="gateway"`): with `exact_scan_rows` > 0, first a transaction that counts
+      the matches up to it (`SELECT count(*) FROM (SELECT 1 ... WHERE filter LIMIT n)`), then,
+      when fewer, the query with `enable_indexscan` off (every match ranked exactly); otherwise
+      (and always with `exact_scan_rows` 0, the default) the query with
+      `hnsw.iterative_scan = relaxed_order`.
 
-    `mode="iterative"` always takes the HNSW iterative scan (what the gateway did for every
-    filtered query before commit 890003a), `mode="exact"` always the exact ranking; both are
-    for comparison only. `commit=True` ends the query with COMMIT instead of ROLLBACK:
-    psycopg forgets its prepared statements at every rollback, so the gateway's
-    prepare_threshold never takes effect; COMMIT shows what prepared statements would save."""
+    `mode="iterative"` always takes the HNSW iterative scan, `mode="exact"` always the exact
+    ranking (no probe); both are for comparison. `commit=True` ends the query with COMMIT
+    instead of ROLLBACK: psycopg forgets its prepared statements at every rollback, so the
+    gateway's prepare_threshold never takes effect; COMMIT shows what preparing would save."""
 
     OPERATORS = {"cosine": "<=>", "euclidean": "<->", "dotproduct": "<#>"}
     SET = (
@@ -830,6 +831,7 @@ class DirectQuery:
         top_k: int = 10,
         commit: bool = False,
         mode: str = "gateway",
+        exact_scan_rows: int = EXACT_SCAN_ROWS_DEFAULT,
     ) -> None:
         op = sql.SQL(self.OPERATORS[index.metric])
         cast = sql.SQL(index.vector_type)
@@ -849,6 +851,7 @@ class DirectQuery:
         if mode not in {"gateway", "iterative", "exact"}:
             raise ValueError(mode)
         self.mode = mode
+        self.exact_scan_rows = exact_scan_rows
 
     def params(self, qtext: str) -> list[Any]:
         return [qtext, "", *self.where.params, qtext, self.top_k]
@@ -856,11 +859,11 @@ class DirectQuery:
     async def run(self, conn: psycopg.AsyncConnection[Any], qtext: str, ef: int) -> list[str]:
         filtered = not self.where.is_true
         exact = filtered and self.mode == "exact"
-        if filtered and self.mode == "gateway":
+        if filtered and self.mode == "gateway" and self.exact_scan_rows > 0:
             await conn.execute(self.SET_TENANT, (str(self.index.tenant_id),))
-            params = ["", *self.where.params, EXACT_SCAN_ROWS]
+            params = ["", *self.where.params, self.exact_scan_rows]
             row = await (await conn.execute(self.probe, params)).fetchone()
-            exact = row is not None and int(row[0]) < EXACT_SCAN_ROWS
+            exact = row is not None and int(row[0]) < self.exact_scan_rows
             await conn.rollback()
         ef = max(ef, self.top_k) if self.top_k <= 1000 else 1000
         iterative = "relaxed_order" if filtered and not exact else "off"
@@ -1469,6 +1472,8 @@ def bench_recall(args: argparse.Namespace) -> dict[str, Any]:
                                       "filter": RARE_FILTER, "top_k": 10, "ef": args.ef,
                                       "filtered_ef": args.filtered_ef,
                                       "filtered_queries": min(nq, args.filtered_queries),
+                                      "exact_scan_rows": args.exact_scan_rows,
+                                      "compare_queries": min(nq, args.compare_queries),
                                       "clients": args.recall_clients,
                                       "default_ef_search": 100}}  # fmt: skip
     log(f"exact neighbours of {nq} held-out queries among {n} (and among {len(rare)} filtered)")
@@ -1476,7 +1481,8 @@ def bench_recall(args: argparse.Namespace) -> dict[str, Any]:
     truth = exact_topk(data, queries, 10)
     truth_f = exact_topk(data, queries, 10, subset=rare)
     out["config"]["ground_truth_seconds"] = round(time.perf_counter() - started, 1)
-    with Platform("recall", keep=args.keep) as plat:
+    scan_env = {"VECTORPLANE_EXACT_SCAN_ROWS": str(args.exact_scan_rows)}
+    with Platform("recall", keep=args.keep, extra_env=scan_env) as plat:
         out["versions"] = plat.versions()
         (index,), _ = plat.tenant("bench-recall", [{"name": "glove", "dimension": dim}])
         log(f"loading GloVe {n} x {dim} with binary COPY, then building HNSW")
@@ -1485,9 +1491,12 @@ def bench_recall(args: argparse.Namespace) -> dict[str, Any]:
         log(f"  loaded: {asdict(load)}")
         floats = [q.tolist() for q in queries]
         texts = [vector_text(v) for v in floats]
-        out["plans"] = explain_plans(plat.gateway_url, index, texts[0])
+        out["plans"] = explain_plans(plat.gateway_url, index, texts[0], args.exact_scan_rows)
         points: list[dict[str, Any]] = []
-        iterative_point: dict[str, Any] = {}
+        other_point: dict[str, Any] = {}
+        # The filtered query the other way, for comparison: exactly ranked when the gateway
+        # takes the iterative HNSW scan (exact_scan_rows 0), and the other way round.
+        other_mode = "exact" if args.exact_scan_rows == 0 else "iterative"
         with gateway_server(plat, 1) as gw:
 
             async def series() -> None:
@@ -1498,7 +1507,7 @@ def bench_recall(args: argparse.Namespace) -> dict[str, Any]:
                     count = min(nq, args.filtered_queries) if filtered else nq
                     wanted = (truth_f if filtered else truth)[:count]
                     warm = 20 if filtered else 200
-                    dq = DirectQuery(index, where)
+                    dq = DirectQuery(index, where, exact_scan_rows=args.exact_scan_rows)
                     for ef in args.filtered_ef if filtered else args.ef:
                         bodies = [query_body(v, ef=ef, flt=flt) for v in floats]
                         # The index default: no efSearch in the body at all.
@@ -1526,20 +1535,19 @@ def bench_recall(args: argparse.Namespace) -> dict[str, Any]:
                         log(f"  {'filtered' if filtered else 'unfiltered'} ef={ef}: "
                             f"gateway {point['gateway']}, direct {point['direct']}")  # fmt: skip
                         points.append(point)
-                # For comparison: the filtered query through the HNSW iterative scan, which the
-                # gateway used for every filtered query before commit 890003a.
-                old = DirectQuery(index, compile_filter(RARE_FILTER), mode="iterative")
-                direct = await direct_clients(plat.gateway_url, old, texts,
+                other = DirectQuery(index, compile_filter(RARE_FILTER), mode=other_mode)
+                direct = await direct_clients(plat.gateway_url, other, texts,
                                               args.recall_clients, ef=index.ef_search)  # fmt: skip
+                count = min(nq, args.compare_queries)
                 try:
-                    count = min(nq, args.filtered_queries)
                     await each_once(direct.calls, min(count, 20))
                     lat, wall, found = await each_once(direct.calls, count)
                 finally:
                     await direct.close()
-                s = Sample.of("direct iterative", args.recall_clients, lat, wall)
-                iterative_point.update(
+                s = Sample.of(f"direct {other_mode}", args.recall_clients, lat, wall)
+                other_point.update(
                     {
+                        "mode": other_mode,
                         "ef_search": index.ef_search,
                         "qps": s.qps,
                         "p50_ms": s.p50_ms,
@@ -1547,11 +1555,11 @@ def bench_recall(args: argparse.Namespace) -> dict[str, Any]:
                         "recall_at_10": round(recall_at(found, truth_f[:count], 10), 4),
                     }
                 )
-                log(f"  filtered, HNSW iterative scan (direct): {iterative_point}")
+                log(f"  filtered, {other_mode} (direct SQL): {other_point}")
 
             asyncio.run(series())
         out["points"] = points
-        out["filtered_iterative_direct"] = iterative_point
+        out["filtered_other_direct"] = other_point
         default = {p["filtered"]: p for p in points if p["ef_search"] == index.ef_search}
         out["summary"] = {
             "unfiltered_recall_default": default[False]["gateway"]["recall_at_10"]
@@ -1566,27 +1574,29 @@ def bench_recall(args: argparse.Namespace) -> dict[str, Any]:
             s["unfiltered_recall_default"] is not None and s["filtered_recall_default"] is not None
             and s["unfiltered_recall_default"] >= 0.95 and s["filtered_recall_default"] >= 0.95
         )  # fmt: skip
-    plot_recall(points, args.output_dir / "recall.png", out["config"], iterative_point)
+    plot_recall(points, args.output_dir / "recall.png", out["config"], other_point)
     return out
 
 
-def explain_plans(url: str, index: IndexRef, qtext: str) -> dict[str, Any]:
-    """How PostgreSQL runs the query at the index's default ef: unfiltered, filtered as the
-    gateway sends it (after its count probe), and filtered through the HNSW iterative scan."""
+def explain_plans(url: str, index: IndexRef, qtext: str, exact_scan_rows: int) -> dict[str, Any]:
+    """How PostgreSQL runs the query at the index's default ef, as the gateway's role:
+    unfiltered, filtered as the gateway sends it, and filtered both ways (exact ranking,
+    HNSW iterative scan)."""
     plans = {}
     shapes: tuple[tuple[str, dict[str, Any], str], ...] = (
         ("unfiltered", {}, "gateway"),
-        ("filtered", RARE_FILTER, "gateway"),
+        ("filtered (as the gateway sends it)", RARE_FILTER, "gateway"),
+        ("filtered, exact ranking", RARE_FILTER, "exact"),
         ("filtered, HNSW iterative scan", RARE_FILTER, "iterative"),
     )
     with psycopg.connect(url, connect_timeout=10) as conn:
         for label, flt, mode in shapes:
             dq = DirectQuery(index, compile_filter(flt), mode=mode)
-            exact = False
-            if flt and mode == "gateway":
+            exact = bool(flt) and mode == "exact"
+            if flt and mode == "gateway" and exact_scan_rows > 0:
                 conn.execute(DirectQuery.SET_TENANT, (str(index.tenant_id),))
-                row = conn.execute(dq.probe, ["", *dq.where.params, EXACT_SCAN_ROWS]).fetchone()
-                exact = row is not None and int(row[0]) < EXACT_SCAN_ROWS
+                row = conn.execute(dq.probe, ["", *dq.where.params, exact_scan_rows]).fetchone()
+                exact = row is not None and int(row[0]) < exact_scan_rows
                 conn.rollback()
             iterative = "relaxed_order" if flt and not exact else "off"
             conn.execute(DirectQuery.SET, (str(index.tenant_id), str(index.ef_search), iterative))
@@ -1618,7 +1628,7 @@ def plot_recall(
     points: list[dict[str, Any]],
     path: Path,
     cfg: dict[str, Any],
-    iterative: dict[str, Any] | None = None,
+    other: dict[str, Any] | None = None,
 ) -> None:
     import matplotlib
 
@@ -1650,19 +1660,20 @@ def plot_recall(
                     fontsize=7,
                     color=color,
                 )
-    if iterative:
-        ax.plot([iterative["qps"]], [iterative["recall_at_10"]], marker="x", color="tab:red",
+    if other:
+        how = ("exact ranking (VECTORPLANE_EXACT_SCAN_ROWS > matches)" if other["mode"] == "exact"
+               else "HNSW iterative scan")  # fmt: skip
+        ax.plot([other["qps"]], [other["recall_at_10"]], marker="x", color="tab:red",
                 linestyle="none", markersize=8,
-                label="filtered 1%, HNSW iterative scan, direct SQL\n"
-                      f"(the gateway before 890003a; ef={iterative['ef_search']})")  # fmt: skip
+                label=f"filtered 1%, {how},\ndirect SQL (ef={other['ef_search']})")  # fmt: skip
     ax.set_xscale("log")
     ax.axhline(0.95, color="grey", linewidth=0.8, linestyle="--")
     ax.text(ax.get_xlim()[0], 0.951, " goal 0.95", fontsize=7, color="grey", va="bottom")
     ax.set_xlabel(f"queries per second, log scale ({cfg['clients']} concurrent clients)")
     ax.set_ylabel("recall@10")
     ax.set_title(f"GloVe {cfg['vectors']:,} x {cfg['dim']} (cosine), HNSW m=16 ef_construction=64"
-                 f"\n{cfg['queries']} held-out queries ({cfg.get('filtered_queries', '?')} "
-                 "for the filtered ones); the filter matches "
+                 f"\n{cfg['queries']} held-out queries ({cfg.get('compare_queries', '?')} "
+                 "for the red cross); the filter matches "
                  f"{cfg['filtered_share']:.0%} of the records", fontsize=9)  # fmt: skip
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="best")
@@ -2108,7 +2119,8 @@ def md_recall(r: dict[str, Any]) -> list[str]:
     lines = [
         f"### 3. Recall vs QPS (GloVe {c['vectors']:,} x {c['dim']}, cosine, {c['queries']} "
         f"held-out queries ({c.get('filtered_queries', c['queries'])} for the filtered "
-        f"passes), {c['clients']} clients; filter `{json.dumps(c['filter'])}` matches "
+        f"passes, {c.get('compare_queries', '?')} for the comparison), {c['clients']} clients; "
+        f"filter `{json.dumps(c['filter'])}` matches "
         f"{c['filtered_share']:.1%})",
         "",
         f"Load: COPY {load['copy_seconds']} s, HNSW build {load['hnsw_build_seconds']} s "
@@ -2132,11 +2144,12 @@ def md_recall(r: dict[str, Any]) -> list[str]:
             f"{g['recall_at_10']:.3f} | {g['qps']:.0f} | {g['p50_ms']:.2f} | "
             f"{d['recall_at_10']:.3f} | {d['qps']:.0f} | {p['qps_ratio']:.2f} |"
         )
-    it = r.get("filtered_iterative_direct") or {}
-    if it:
+    ot = r.get("filtered_other_direct") or {}
+    if ot:
+        how = "exact ranking" if ot["mode"] == "exact" else "HNSW iterative scan"
         lines.append(
-            f"| 1%, HNSW iterative scan (the gateway before 890003a), direct SQL only | "
-            f"{it['ef_search']} | - | - | - | {it['recall_at_10']:.3f} | {it['qps']:.0f} | - |"
+            f"| 1%, {how}, direct SQL only | {ot['ef_search']} | - | - | - | "
+            f"{ot['recall_at_10']:.3f} | {ot['qps']:.0f} | - |"
         )
     lines += [
         "",
@@ -2241,7 +2254,7 @@ def positive(value: str) -> int:
 QUICK = {
     "vectors": 5000, "queries": 200, "duration": 3.0, "warmup": 1.0, "rounds": 1,
     "ingest_vectors": 4000, "ingest_rounds": 1, "glove_limit": 20_000, "ef": [20, 100],
-    "filtered_ef": [20, 100], "filtered_queries": 100,
+    "filtered_ef": [20, 100], "filtered_queries": 100, "compare_queries": 100,
     "fair_tenants": 6, "fair_a": 500, "fair_duration": 2.0, "revocations": 5,
 }  # fmt: skip
 
@@ -2279,16 +2292,28 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     g = p.add_argument_group("3. recall")
     g.add_argument("--glove-limit", type=int, default=0, help="first N GloVe rows (0: all)")
     g.add_argument("--ef", type=int_list, default=[10, 20, 40, 100, 200, 400])
-    g.add_argument("--filtered-ef", type=int_list, default=[100],
-                   help="efSearch values of the filtered passes (a 1%% filter is ranked "
-                        "exactly: ef plays no part)")  # fmt: skip
+    g.add_argument(
+        "--filtered-ef",
+        type=int_list,
+        default=[10, 40, 100, 400],
+        help="efSearch values of the filtered passes",
+    )
     g.add_argument(
         "--filtered-queries",
         type=positive,
-        default=200,
+        default=1000,
         help="queries of each filtered pass (the first N held-out ones)",
     )
+    g.add_argument(
+        "--compare-queries",
+        type=positive,
+        default=200,
+        help="queries of the filtered comparison pass (the other strategy)",
+    )
     g.add_argument("--recall-clients", type=positive, default=8)
+    g.add_argument("--exact-scan-rows", type=int, default=EXACT_SCAN_ROWS_DEFAULT,
+                   help="VECTORPLANE_EXACT_SCAN_ROWS for the gateway and the baseline "
+                        "(default 0: the gateway's default)")  # fmt: skip
     g = p.add_argument_group("4. fairness")
     g.add_argument("--fair-tenants", type=positive, default=100)
     g.add_argument("--fair-a", type=positive, default=2000, help="tenant A's vectors")
