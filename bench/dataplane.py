@@ -1574,7 +1574,11 @@ def bench_recall(args: argparse.Namespace) -> dict[str, Any]:
             s["unfiltered_recall_default"] is not None and s["filtered_recall_default"] is not None
             and s["unfiltered_recall_default"] >= 0.95 and s["filtered_recall_default"] >= 0.95
         )  # fmt: skip
-    plot_recall(points, args.output_dir / "recall.png", out["config"], other_point)
+    plot_path = args.output_dir / "recall.png"
+    plot_recall(points, plot_path, out["config"], other_point)
+    with contextlib.suppress(ValueError):
+        plot_path = plot_path.resolve().relative_to(REPO_ROOT)
+    out["plot"] = str(plot_path)
     return out
 
 
@@ -2155,7 +2159,7 @@ def md_recall(r: dict[str, Any]) -> list[str]:
         "",
         f"At the defaults: unfiltered {s['unfiltered_recall_default']}, filtered "
         f"{s['filtered_recall_default']} (goal ≥ 0.95 both: "
-        f"{'met' if s['goal_met'] else 'not met'}). Plot: `bench/results/recall.png`.",
+        f"{'met' if s['goal_met'] else 'not met'}). Plot: `{r.get('plot', 'recall.png')}`.",
     ]
     return lines
 
