@@ -347,7 +347,7 @@ def _filter(value: Any) -> Compiled:
 
 
 def _row_filter(key: KeyInfo) -> Compiled:
-    return filters.compile_filter(key.row_filter or {})
+    return key.row_guard
 
 
 def _bool(body: dict[str, Any], name: str, default: bool = False) -> bool:

@@ -25,6 +25,8 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from .filters import Compiled, compile_filter
+
 logger = logging.getLogger("vectorplane.gateway.registry")
 
 LIMIT_FIELDS = (
@@ -53,6 +55,8 @@ class KeyInfo:
     expires_at: datetime | None
     revoke_after: datetime | None
     revoked_at: datetime | None
+    # The row filter compiled once per load: ANDed into every read of this key.
+    row_guard: Compiled = field(default_factory=lambda: compile_filter({}))
 
 
 @dataclass(frozen=True)
@@ -145,14 +149,21 @@ class Registry:
         self._limits.clear()
         self._tenant_slugs.clear()
 
+    def _hit(self, cache: dict[Any, _Entry], key: Any) -> tuple[bool, Any]:
+        """(True, value) for a fresh cached entry, counting the hit or the miss."""
+        entry = cache.get(key)
+        if entry is not None and self._fresh(entry):
+            self.stats.hits += 1
+            return True, entry.value
+        self.stats.misses += 1
+        return False, None
+
     # ------------------------------------------------------------------ lookups
 
     async def key(self, prefix: str) -> KeyInfo | None:
-        entry = self._keys.get(prefix)
-        if entry is not None and self._fresh(entry):
-            self.stats.hits += 1
-            return entry.value
-        self.stats.misses += 1
+        cached, value = self._hit(self._keys, prefix)
+        if cached:
+            return value
         async with self.pool.connection() as conn:
             row = await (
                 await conn.execute(
@@ -182,6 +193,7 @@ class Registry:
                 expires_at=row["expires_at"],
                 revoke_after=row["revoke_after"],
                 revoked_at=row["revoked_at"],
+                row_guard=compile_filter(row["row_filter"] or {}),
             )
         # Unknown prefixes are cached too (briefly, by TTL), so garbage keys cost no query.
         self._keys[prefix] = _Entry(info, time.monotonic())
@@ -189,11 +201,9 @@ class Registry:
 
     async def index(self, tenant_id: uuid.UUID, name: str) -> IndexInfo | None:
         cache_key = (tenant_id, name)
-        entry = self._indexes.get(cache_key)
-        if entry is not None and self._fresh(entry):
-            self.stats.hits += 1
-            return entry.value
-        self.stats.misses += 1
+        cached, value = self._hit(self._indexes, cache_key)
+        if cached:
+            return value
         async with self.pool.connection() as conn:
             row = await (
                 await conn.execute(
@@ -211,11 +221,9 @@ class Registry:
         return info
 
     async def tenant_id_for_slug(self, slug: str) -> uuid.UUID | None:
-        entry = self._tenant_slugs.get(slug)
-        if entry is not None and self._fresh(entry):
-            self.stats.hits += 1
-            return entry.value
-        self.stats.misses += 1
+        cached, value = self._hit(self._tenant_slugs, slug)
+        if cached:
+            return value
         async with self.pool.connection() as conn:
             row = await (
                 await conn.execute("SELECT id FROM tenants_tenant WHERE slug = %s", (slug,))
@@ -225,11 +233,9 @@ class Registry:
         return value
 
     async def limits(self, tenant_id: uuid.UUID) -> Limits:
-        entry = self._limits.get(tenant_id)
-        if entry is not None and self._fresh(entry):
-            self.stats.hits += 1
-            return entry.value
-        self.stats.misses += 1
+        cached, value = self._hit(self._limits, tenant_id)
+        if cached:
+            return value
         columns = ", ".join(f"coalesce(o.{f}, p.{f}) AS {f}" for f in LIMIT_FIELDS)
         async with self.pool.connection() as conn:
             row = await (
