@@ -108,11 +108,18 @@ class Compiled:
 
     sql: sql.Composable
     params: tuple[object, ...] = ()
+    # The parsed filter (None: no condition), for engines that do not speak SQL (Qdrant) and
+    # for checks in Python (`test`).
+    tree: _Node | None = None
 
     @property
     def is_true(self) -> bool:
         """True for the empty filter (no condition)."""
-        return self.sql == _TRUE and not self.params
+        return self.tree is None and self.sql == _TRUE and not self.params
+
+    def test(self, metadata: Mapping[str, object]) -> bool:
+        """Whether a record with this metadata passes (the SQL's semantics, in Python)."""
+        return self.tree is None or _evaluate(self.tree, metadata)
 
 
 # -- the parsed form --------------------------------------------------------------------------
@@ -426,7 +433,7 @@ def compile_filter(filter: object, *, column: str | sql.Identifier = "metadata")
     identifier = column if isinstance(column, sql.Identifier) else sql.Identifier(column)
     compiler = _Compiler(identifier)
     fragment = compiler.node(tree)
-    return Compiled(fragment, tuple(compiler.params))
+    return Compiled(fragment, tuple(compiler.params), tree)
 
 
 def combine(*parts: Compiled) -> Compiled:
@@ -437,7 +444,9 @@ def combine(*parts: Compiled) -> Compiled:
     if len(kept) == 1:
         return kept[0]
     fragment = sql.SQL("({})").format(sql.SQL(" AND ").join(part.sql for part in kept))
-    return Compiled(fragment, tuple(param for part in kept for param in part.params))
+    trees = tuple(part.tree for part in kept if part.tree is not None)
+    tree: _Node | None = trees[0] if len(trees) == 1 else (_Bool("AND", trees) if trees else None)
+    return Compiled(fragment, tuple(param for part in kept for param in part.params), tree)
 
 
 # -- Python evaluation ------------------------------------------------------------------------
