@@ -4,7 +4,10 @@ server that `make test` (`python -m vectorplane exec -- pytest`) starts."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -59,6 +62,30 @@ def data_database() -> Iterator[str]:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def local_clusters() -> Iterator[Path]:
+    """Dedicated clusters made by tests (the `local` driver's real servers) live in a scratch
+    folder, and every process under it is stopped at the end. Celery tasks run inline
+    (`task_always_eager`); the worker-crash test starts real workers instead."""
+    from controlplane.celery import app
+    from provisioning.drivers.local import stop_all
+
+    folder = Path(tempfile.mkdtemp(prefix="vp-test-clusters-"))
+    saved = os.environ.get("VECTORPLANE_CLUSTERS_DIR")
+    os.environ["VECTORPLANE_CLUSTERS_DIR"] = str(folder)
+    app.conf.task_always_eager = True
+    try:
+        yield folder
+    finally:
+        app.conf.task_always_eager = False
+        stop_all(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        if saved is None:
+            os.environ.pop("VECTORPLANE_CLUSTERS_DIR", None)
+        else:
+            os.environ["VECTORPLANE_CLUSTERS_DIR"] = saved
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ query rate, then run the operation on the shared pgvector tier under row-level s
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -19,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from prometheus_client import (
@@ -35,13 +37,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from vectorplane import config
+from vectorplane import config, crypto
 
 from . import filters
 from .errors import GatewayError, bad_request, not_found_index
 from .filters import Compiled, FilterError
 from .metering import Meter
-from .registry import IndexInfo, KeyInfo, Registry
+from .registry import ClusterInfo, IndexInfo, KeyInfo, Registry
 from .store import (
     MetadataTooLarge,
     QuotaExceeded,
@@ -66,6 +68,12 @@ MAX_NAMESPACE_BYTES = 512
 # ====================================================================== state
 
 
+@dataclass(frozen=True)
+class Backend:
+    fingerprint: str
+    store: Any
+
+
 @dataclass
 class Bucket:
     tokens: float
@@ -83,6 +91,10 @@ class Gateway:
         )
         self.pepper = pepper.encode()
         self.buckets: dict[uuid.UUID, Bucket] = {}
+        self.backends: dict[uuid.UUID, Backend] = {}
+        self.backend_locks: dict[uuid.UUID, asyncio.Lock] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+        self.registry.on_cluster_change = self.forget_cluster
         self.metrics = CollectorRegistry()
         self.requests = Counter(
             "vectorplane_gateway_requests",
@@ -117,8 +129,89 @@ class Gateway:
 
     async def close(self) -> None:
         await self.meter.stop()
+        for backend in list(self.backends.values()):
+            await backend.store.close()
+        self.backends.clear()
         await self.store.close()
         await self.registry.close()
+
+    # ------------------------------------------------------------------ dedicated clusters
+
+    async def backend(self, index: IndexInfo) -> Any:
+        """The store of a dedicated cluster's index: a pgvector pool or a Qdrant client per
+        cluster, made on first use and remade when the cluster's endpoint changes."""
+        assert index.cluster_id is not None  # noqa: S101 - dispatch checks
+        cluster = await self.registry.cluster(index.cluster_id)
+        if cluster is None or cluster.tenant_id != index.tenant_id:
+            raise not_found_index(index.name)
+        if cluster.status not in ("ready", "updating"):
+            raise GatewayError(
+                503,
+                "cluster_unavailable",
+                f"The index's cluster is {cluster.status}; try again when it is ready.",
+                {"index": index.name, "cluster_status": cluster.status},
+            )
+        fingerprint = orjson.dumps(cluster.endpoint, option=orjson.OPT_SORT_KEYS).decode()
+        current = self.backends.get(cluster.id)
+        if current is not None and current.fingerprint == fingerprint:
+            return current.store
+        lock = self.backend_locks.setdefault(cluster.id, asyncio.Lock())
+        async with lock:
+            current = self.backends.get(cluster.id)
+            if current is not None and current.fingerprint == fingerprint:
+                return current.store
+            try:
+                store = await self._open_backend(cluster)
+            except Exception as exc:
+                logger.warning("cluster %s unreachable: %s", cluster.id, exc)
+                raise GatewayError(
+                    503,
+                    "cluster_unavailable",
+                    "The index's cluster does not answer; try again shortly.",
+                    {"index": index.name},
+                ) from exc
+            self.backends[cluster.id] = Backend(fingerprint, store)
+            if current is not None:
+                self._close_later(current.store)
+            return store
+
+    async def _open_backend(self, cluster: ClusterInfo) -> Any:
+        credentials = crypto.decrypt_json(cluster.credentials_encrypted)
+        endpoint = cluster.endpoint
+        if cluster.engine == "qdrant":
+            from .qdrant_store import QdrantStore
+
+            qdrant = QdrantStore(endpoint["url"], credentials["api_key"])
+            await qdrant.open()
+            return qdrant
+        url = (
+            f"postgresql://{quote(credentials['gateway_user'], safe='')}:"
+            f"{quote(credentials['gateway_password'], safe='')}@{endpoint['host']}:"
+            f"{endpoint['port']}/{endpoint['database']}"
+        )
+        store = Store(
+            url,
+            min_size=1,
+            max_size=config.env_int("VECTORPLANE_CLUSTER_POOL_SIZE", 8),
+            exact_scan_rows=self.store.exact_scan_rows,
+        )
+        await store.open(timeout=5)
+        return store
+
+    def forget_cluster(self, cluster_id: uuid.UUID) -> None:
+        """The cluster's row changed: drop its connections (in-flight requests finish first)."""
+        backend = self.backends.pop(cluster_id, None)
+        if backend is not None:
+            self._close_later(backend.store)
+
+    def _close_later(self, store: Any) -> None:
+        async def close() -> None:
+            await asyncio.sleep(30)
+            await store.close()
+
+        task = asyncio.get_running_loop().create_task(close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     # ------------------------------------------------------------------ auth
 
@@ -178,6 +271,7 @@ class Context:
     key: KeyInfo
     index: IndexInfo
     body: dict[str, Any]
+    store: Any  # Store (pgvector, shared or dedicated) or QdrantStore: the same methods
     usage: dict[str, int] = field(default_factory=dict)
 
 
@@ -418,7 +512,7 @@ async def op_upsert(gw: Gateway, ctx: Context, request: Request) -> Response:
             )
         )
     try:
-        count = await gw.store.upsert(
+        count = await ctx.store.upsert(
             index,
             namespace,
             records,
@@ -462,7 +556,7 @@ async def op_query(gw: Gateway, ctx: Context, request: Request) -> Response:
     if "vector" in body:
         vector = _vector(body["vector"], index.dimension, "vector", index.metric)
     else:
-        found = await gw.store.vector_of(index, namespace, _id(body["id"]), _row_filter(key))
+        found = await ctx.store.vector_of(index, namespace, _id(body["id"]), _row_filter(key))
         if found is None:
             raise GatewayError(404, "not_found", "No vector with that id.", {"id": body["id"]})
         vector = found
@@ -482,7 +576,7 @@ async def op_query(gw: Gateway, ctx: Context, request: Request) -> Response:
     ef = body.get("efSearch", index.ef_search)
     if not isinstance(ef, int) or isinstance(ef, bool) or not 1 <= ef <= 1000:
         raise bad_request("validation_error", "efSearch must be 1-1000.", field="efSearch")
-    matches = await gw.store.query(
+    matches = await ctx.store.query(
         index, namespace, vector, top_k, where, ef_search=ef,
         include_values=_bool(body, "includeValues"),
         include_metadata=_bool(body, "includeMetadata"),
@@ -503,7 +597,7 @@ async def op_fetch(gw: Gateway, ctx: Context, request: Request) -> Response:
         raise bad_request("batch_too_large", f"At most {MAX_FETCH_IDS} ids.", max=MAX_FETCH_IDS)
     ids = [_id(i, "ids") for i in ids]
     namespace = _namespace(request.query_params.get("namespace"), key)
-    rows = await gw.store.fetch(index, namespace, ids, _row_filter(key))
+    rows = await ctx.store.fetch(index, namespace, ids, _row_filter(key))
     vectors = {}
     for r in rows:
         item: dict[str, Any] = {"id": r["id"], "values": r["values"], "metadata": r["metadata"]}
@@ -536,7 +630,7 @@ async def op_update(gw: Gateway, ctx: Context, request: Request) -> Response:
     limits = await gw.registry.limits(key.tenant_id)
     max_meta = min(MAX_METADATA_BYTES, limits.max_metadata_bytes)
     try:
-        updated = await gw.store.update(
+        updated = await ctx.store.update(
             index, namespace, record_id, values=values, sparse=sparse,
             set_metadata=set_metadata, guard=_row_filter(key), new_metadata_check=check,
             max_metadata_bytes=max_meta,
@@ -572,17 +666,17 @@ async def op_delete(gw: Gateway, ctx: Context, request: Request) -> Response:
         ids = body["ids"]
         if not isinstance(ids, list) or not ids or len(ids) > MAX_BATCH:
             raise bad_request("validation_error", f"ids must be a list of 1-{MAX_BATCH} ids.")
-        deleted = await gw.store.delete(
+        deleted = await ctx.store.delete(
             index, namespace, ids=[_id(i, "ids") for i in ids], where=row
         )
     elif modes == ["deleteAll"]:
         if body["deleteAll"] is not True:
             raise bad_request("validation_error", "deleteAll must be true.")
-        deleted = await gw.store.delete(index, namespace, where=row)
+        deleted = await ctx.store.delete(index, namespace, where=row)
     else:
         if not isinstance(body["filter"], dict) or not body["filter"]:
             raise bad_request("invalid_filter", "filter must be a non-empty object.")
-        deleted = await gw.store.delete(
+        deleted = await ctx.store.delete(
             index, namespace, where=filters.combine(row, _filter(body["filter"]))
         )
     ctx.usage.update(write_units=1, vectors_deleted=deleted)
@@ -608,7 +702,7 @@ async def op_list(gw: Gateway, ctx: Context, request: Request) -> Response:
             raise bad_request("invalid_cursor", "The paginationToken is not valid.") from exc
         if "\x00" in after or len(after.encode()) > MAX_ID_BYTES:
             raise bad_request("invalid_cursor", "The paginationToken is not valid.")
-    ids, next_token = await gw.store.list_ids(
+    ids, next_token = await ctx.store.list_ids(
         index, namespace, prefix, int(raw_limit), after, _row_filter(key)
     )
     body: dict[str, Any] = {"vectors": [{"id": i} for i in ids], "namespace": namespace,
@@ -623,7 +717,7 @@ async def op_stats(gw: Gateway, ctx: Context, request: Request) -> Response:
     body, key, index = ctx.body, ctx.key, ctx.index
     _check_fields(body, {"filter"})
     where = filters.combine(_row_filter(key), _filter(body.get("filter")))
-    counts = await gw.store.stats(index, where, key.namespaces)
+    counts = await ctx.store.stats(index, where, key.namespaces)
     ctx.usage.update(read_units=1)
     return _json(
         {
@@ -701,7 +795,8 @@ async def dispatch(
         if index is None:
             raise not_found_index(index_name)
         body = await _body(request) if request.method == "POST" else {}
-        ctx = Context(key=key, index=index, body=body)
+        store = gw.store if index.cluster_id is None else await gw.backend(index)
+        ctx = Context(key=key, index=index, body=body, store=store)
         response = await handler(gw, ctx, request)
         if response.status_code < 400:
             gw.meter.record(index, requests=1, **ctx.usage)

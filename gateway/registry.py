@@ -16,6 +16,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -72,6 +73,20 @@ class IndexInfo:
     schema_name: str
     table_name: str
     status: str
+    engine: str = "pgvector"
+    # None: the shared tier; else the dedicated cluster holding the index.
+    cluster_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    engine: str
+    status: str
+    endpoint: dict[str, Any]
+    credentials_encrypted: str
+    generation: int
 
 
 @dataclass(frozen=True)
@@ -116,6 +131,9 @@ class Registry:
         self._indexes: dict[tuple[uuid.UUID, str], _Entry] = {}
         self._limits: dict[uuid.UUID, _Entry] = {}
         self._tenant_slugs: dict[str, _Entry] = {}
+        self._clusters: dict[uuid.UUID, _Entry] = {}
+        # Called with a cluster id when its row changes (the gateway drops its connections).
+        self.on_cluster_change: Callable[[uuid.UUID], None] | None = None
         self.stats = Stats()
         self._listener: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
@@ -148,6 +166,7 @@ class Registry:
         self._indexes.clear()
         self._limits.clear()
         self._tenant_slugs.clear()
+        self._clusters.clear()
 
     def _hit(self, cache: dict[Any, _Entry], key: Any) -> tuple[bool, Any]:
         """(True, value) for a fresh cached entry, counting the hit or the miss."""
@@ -209,7 +228,7 @@ class Registry:
                 await conn.execute(
                     """
                     SELECT id, tenant_id, name, dimension, metric, vector_type, ef_search,
-                           text_field, schema_name, table_name, status
+                           text_field, schema_name, table_name, status, engine, cluster_id
                     FROM provisioning_index
                     WHERE tenant_id = %s AND name = %s AND status = 'ready'
                     """,
@@ -218,6 +237,25 @@ class Registry:
             ).fetchone()
         info = IndexInfo(**row) if row is not None else None
         self._indexes[cache_key] = _Entry(info, time.monotonic())
+        return info
+
+    async def cluster(self, cluster_id: uuid.UUID) -> ClusterInfo | None:
+        cached, value = self._hit(self._clusters, cluster_id)
+        if cached:
+            return value
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    """
+                    SELECT id, tenant_id, engine, status, endpoint, credentials_encrypted,
+                           observed_generation AS generation
+                    FROM provisioning_cluster WHERE id = %s
+                    """,
+                    (cluster_id,),
+                )
+            ).fetchone()
+        info = ClusterInfo(**row) if row is not None else None
+        self._clusters[cluster_id] = _Entry(info, time.monotonic())
         return info
 
     async def tenant_id_for_slug(self, slug: str) -> uuid.UUID | None:
@@ -280,6 +318,13 @@ class Registry:
             for cache_key in [k for k in self._indexes if str(k[0]) == tenant_id]:
                 del self._indexes[cache_key]
                 self.stats.evictions += 1
+        elif table == "provisioning_cluster":
+            if row_id:
+                cluster_id = uuid.UUID(row_id)
+                self._clusters.pop(cluster_id, None)
+                self.stats.evictions += 1
+                if self.on_cluster_change is not None:
+                    self.on_cluster_change(cluster_id)
         elif table == "tenants_tenantlimitoverride":
             if tenant_id:
                 self._limits.pop(uuid.UUID(tenant_id), None)

@@ -99,8 +99,12 @@ class Store:
             kwargs={"autocommit": False, "prepare_threshold": 5},
         )
 
-    async def open(self) -> None:
-        await self.pool.open(wait=True, timeout=30)
+    async def open(self, timeout: float = 30) -> None:
+        try:
+            await self.pool.open(wait=True, timeout=timeout)
+        except BaseException:
+            await self.pool.close()
+            raise
 
     async def close(self) -> None:
         await self.pool.close()

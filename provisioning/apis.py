@@ -38,9 +38,15 @@ class IndexOutput(serializers.Serializer[Any]):
     deletion_protection = serializers.BooleanField()
     tags = serializers.DictField(child=serializers.CharField())
     status = serializers.CharField()
+    cluster = serializers.SerializerMethodField(
+        help_text="The dedicated cluster holding the index (null: the shared tier)."
+    )
     host = serializers.SerializerMethodField(help_text="Where the data-plane API answers.")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+
+    def get_cluster(self, index: Index) -> str | None:
+        return index.cluster.name if index.cluster_id and index.cluster else None
 
     def get_host(self, index: Index) -> str:
         return selectors.index_host(index, tenant_slug=self.context["tenant_slug"])
@@ -59,6 +65,11 @@ class IndexCreateInput(StrictInputSerializer):
     deletion_protection = serializers.BooleanField(default=False)
     tags = serializers.DictField(
         child=serializers.CharField(max_length=120, allow_blank=True), default=dict
+    )
+    cluster = serializers.CharField(
+        required=False,
+        max_length=45,
+        help_text="The dedicated cluster (its name) for `tier: dedicated`; the engine must match.",
     )
 
 
@@ -91,16 +102,23 @@ class IndexListApi(TenantAPIView):
     @extend_schema(
         operation_id="indexes_create",
         tags=["indexes"],
-        description="Creates an index. Shared-tier pgvector indexes are ready when this "
-        "answers. The vector type follows the dimension: `vector` up to 2,000, `halfvec` up to "
-        "4,000 (pgvector's HNSW limits). Plan limits apply (count, dimension, tier, engine).",
+        description="Creates an index. Shared-tier pgvector indexes, and indexes on a ready "
+        "dedicated cluster (`tier: dedicated`, `cluster: <name>`, `engine` = the cluster's), are "
+        "ready when this answers. The pgvector vector type follows the dimension: `vector` up "
+        "to 2,000, `halfvec` up to 4,000 (pgvector's HNSW limits). Plan limits apply (count, "
+        "dimension, tier, engine).",
         request=IndexCreateInput,
         responses={201: IndexOutput, **errors(400, 401, 403, 404, 409)},
     )
     def post(self, request: Request, tenant_slug: str) -> Response:
         data = IndexCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        index = services.index_create(actor=self.actor(), tenant=self.tenant, **data.validated_data)
+        values = dict(data.validated_data)
+        cluster_name = values.pop("cluster", None)
+        cluster = selectors.cluster_get(name=cluster_name) if cluster_name else None
+        index = services.index_create(
+            actor=self.actor(), tenant=self.tenant, cluster=cluster, **values
+        )
         body = IndexOutput(index, context={"tenant_slug": self.tenant.slug}).data
         return Response(body, status=status.HTTP_201_CREATED)
 

@@ -4,6 +4,7 @@ tier's table is created synchronously by `services.index_create`."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import ClassVar
 
 from django.db import models
@@ -34,6 +35,109 @@ class IndexStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class ClusterStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PROVISIONING = "provisioning", "Provisioning"
+    READY = "ready", "Ready"
+    UPDATING = "updating", "Updating"
+    DELETING = "deleting", "Deleting"
+    DELETED = "deleted", "Deleted"
+    FAILED = "failed", "Failed"
+
+
+# The state machine: from -> the states a cluster may move to. Every move is a compare-and-set
+# on the row (services.cluster_transition), so two workers cannot both take the same step.
+CLUSTER_TRANSITIONS: dict[str, frozenset[str]] = {
+    ClusterStatus.PENDING: frozenset({"provisioning", "deleting", "failed"}),
+    ClusterStatus.PROVISIONING: frozenset({"ready", "failed", "deleting", "provisioning"}),
+    ClusterStatus.READY: frozenset({"updating", "deleting", "provisioning"}),
+    ClusterStatus.UPDATING: frozenset({"ready", "failed", "deleting", "updating"}),
+    ClusterStatus.FAILED: frozenset({"provisioning", "updating", "deleting"}),
+    ClusterStatus.DELETING: frozenset({"deleted", "deleting"}),
+    ClusterStatus.DELETED: frozenset(),
+}
+
+
+class ClusterDriver(models.TextChoices):
+    LOCAL = "local", "Local processes (embedded)"
+    KUBERNETES = "kubernetes", "Kubernetes (Pulumi)"
+
+
+@dataclass(frozen=True)
+class ClusterSize:
+    slug: str
+    cpu: str
+    memory: str
+    storage: str
+    description: str
+
+
+# The catalogue plans choose from (Plan.allowed_cluster_sizes). Kubernetes quantities; the
+# local driver records them but runs one process per node whatever the size.
+CLUSTER_SIZES: dict[str, ClusterSize] = {
+    size.slug: size
+    for size in (
+        ClusterSize("xs", "500m", "1Gi", "10Gi", "0.5 vCPU, 1 GiB RAM, 10 GiB disk"),
+        ClusterSize("s", "1", "4Gi", "50Gi", "1 vCPU, 4 GiB RAM, 50 GiB disk"),
+        ClusterSize("m", "2", "8Gi", "200Gi", "2 vCPU, 8 GiB RAM, 200 GiB disk"),
+        ClusterSize("l", "4", "16Gi", "500Gi", "4 vCPU, 16 GiB RAM, 500 GiB disk"),
+        ClusterSize("xl", "8", "32Gi", "1Ti", "8 vCPU, 32 GiB RAM, 1 TiB disk"),
+    )
+}
+
+
+class Cluster(models.Model):
+    """A tenant's dedicated cluster: the desired spec (engine, size, replicas, generation) and
+    the observed status, moved by Celery tasks through `CLUSTER_TRANSITIONS`."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, related_name="clusters", db_index=False
+    )
+    name = models.CharField(max_length=45)
+    engine = models.CharField(max_length=16, choices=Engine.choices)
+    driver = models.CharField(max_length=16, choices=ClusterDriver.choices)
+    size = models.CharField(max_length=16)
+    replicas = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(
+        max_length=16, choices=ClusterStatus.choices, default=ClusterStatus.PENDING
+    )
+    status_message = models.CharField(max_length=1000, blank=True)
+    # Bumped by every change of the desired spec; a task that finishes sets observed to the
+    # generation it applied, so a resize that lands mid-provision is applied afterwards.
+    generation = models.PositiveIntegerField(default=1)
+    observed_generation = models.PositiveIntegerField(default=0)
+    endpoint = models.JSONField(default=dict, blank=True)
+    credentials_encrypted = models.TextField(
+        help_text="Fernet token (vectorplane.crypto); never shown in the API or admin."
+    )
+    stack_name = models.CharField(max_length=100)
+    attempts = models.PositiveIntegerField(default=0, help_text="Failed attempts in a row.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantScopedManager["Cluster"]()
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["tenant", "name"],
+                condition=~Q(status="deleted"),
+                name="provisioning_cluster_unique_live_name",
+            )
+        ]
+        indexes: ClassVar = [
+            models.Index(fields=["tenant", "-created_at", "-id"], name="provisioning_cluster_list"),
+            models.Index(fields=["status", "updated_at"], name="provisioning_cluster_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.engine}, {self.status})"
+
+
 class Index(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(
@@ -44,6 +148,14 @@ class Index(models.Model):
     metric = models.CharField(max_length=16, choices=Metric.choices, default=Metric.COSINE)
     engine = models.CharField(max_length=16, choices=Engine.choices, default=Engine.PGVECTOR)
     tier = models.CharField(max_length=16, choices=Tier.choices, default=Tier.SHARED)
+    cluster = models.ForeignKey(
+        Cluster,
+        on_delete=models.PROTECT,
+        related_name="indexes",
+        null=True,
+        blank=True,
+        help_text="The dedicated cluster holding the index (empty: the shared tier).",
+    )
     vector_type = models.CharField(max_length=16, choices=VectorType.choices)
     hnsw_m = models.PositiveSmallIntegerField(default=16)
     hnsw_ef_construction = models.PositiveSmallIntegerField(default=64)

@@ -10,11 +10,11 @@ from django.db.models import QuerySet
 from controlplane.errors import NotFoundError
 from vectorplane import config
 
-from .models import Index, IndexStatus, UsageRecord
+from .models import Cluster, ClusterStatus, Index, IndexStatus, UsageRecord
 
 
 def index_list() -> QuerySet[Index]:
-    return Index.objects.exclude(status=IndexStatus.DELETED)
+    return Index.objects.exclude(status=IndexStatus.DELETED).select_related("cluster")
 
 
 def index_get(*, name: str) -> Index:
@@ -61,3 +61,14 @@ def usage_list(
     if index:
         qs = qs.filter(index_name=index)
     return qs
+
+
+def cluster_list() -> QuerySet[Cluster]:
+    return Cluster.objects.exclude(status=ClusterStatus.DELETED)
+
+
+def cluster_get(*, name: str) -> Cluster:
+    cluster = cluster_list().filter(name=name).first()
+    if cluster is None:
+        raise NotFoundError("cluster", details={"cluster": name})
+    return cluster

@@ -4,7 +4,7 @@ ready when `index_create` returns; dedicated clusters (issue 4) will go through 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from django.db import transaction
@@ -18,7 +18,11 @@ from tenants.selectors import tenant_effective_limits
 from tenants.services import _lock_tenant, _require_active, _require_role, audit_record
 
 from . import shared_tier
-from .models import Index, IndexStatus, Metric, VectorType
+from .clusters import cluster_pg_url, cluster_qdrant_client
+from .models import ClusterStatus, Index, IndexStatus, Metric, VectorType
+
+if TYPE_CHECKING:
+    from .models import Cluster
 
 INDEX_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,43}[a-z0-9])?$")
 MAX_VECTOR_DIMENSION = 2000  # pgvector HNSW limit for `vector`
@@ -56,6 +60,7 @@ def index_create(
     text_field: bool = False,
     deletion_protection: bool = False,
     tags: dict[str, str] | None = None,
+    cluster: Cluster | None = None,
 ) -> Index:
     _require_role(actor=actor, tenant=tenant, minimum=Role.MEMBER)
     _require_active(tenant)
@@ -82,11 +87,36 @@ def index_create(
             status=403,
             details={"engine": engine, "allowed_engines": limits["allowed_engines"]},
         )
-    if tier != Tier.SHARED or engine != Engine.PGVECTOR:
+    if tier == Tier.SHARED and engine != Engine.PGVECTOR:
         raise ApplicationError(
             "unsupported_combination",
-            "Only shared-tier pgvector indexes are available in this version.",
+            "The shared tier is pgvector; create a dedicated Qdrant cluster for Qdrant indexes.",
             details={"tier": tier, "engine": engine},
+        )
+    if tier == Tier.DEDICATED:
+        if cluster is None:
+            raise ApplicationError(
+                "validation_error",
+                "A dedicated index needs a cluster (create one with POST .../clusters).",
+                details={"field": "cluster"},
+            )
+        if cluster.engine != engine:
+            raise ApplicationError(
+                "unsupported_combination",
+                f"Cluster {cluster.name!r} runs {cluster.engine}, not {engine}.",
+                details={"cluster": cluster.name, "engine": engine},
+            )
+        if cluster.status != ClusterStatus.READY:
+            raise ConflictError(
+                "cluster_not_ready",
+                f"Cluster {cluster.name!r} is {cluster.status}; wait until it is ready.",
+                details={"cluster": cluster.name, "status": cluster.status},
+            )
+    elif cluster is not None:
+        raise ApplicationError(
+            "unsupported_combination",
+            "A cluster is given only with tier=dedicated.",
+            details={"tier": tier},
         )
     if dimension < 1 or dimension > limits["max_dimension"]:
         raise ApplicationError(
@@ -95,7 +125,9 @@ def index_create(
             status=403,
             details={"dimension": dimension, "max_dimension": limits["max_dimension"]},
         )
-    vector_type = vector_type_for(dimension)
+    vector_type = (
+        vector_type_for(dimension) if engine == Engine.PGVECTOR else VectorType.VECTOR
+    )
     with transaction.atomic(), tenant_scope(tenant.id):
         _lock_tenant(tenant)
         live = Index.objects.exclude(status=IndexStatus.DELETED)
@@ -126,33 +158,19 @@ def index_create(
             tags=tags or {},
             status=IndexStatus.INITIALIZING,
         )
-        index.schema_name = shared_tier.schema_name(tenant.id)
-        index.table_name = shared_tier.table_name(index.id)
+        index.cluster = cluster
+        if engine == Engine.QDRANT:
+            from . import qdrant_tier
+
+            index.schema_name = ""
+            index.table_name = qdrant_tier.collection_name(index.id)
+        else:
+            index.schema_name = shared_tier.schema_name(tenant.id)
+            index.table_name = shared_tier.table_name(index.id)
         index.save()
         # The data database is another database: its DDL commits first. Should the control
         # plane's commit then fail, the table is orphaned but harmless (IF NOT EXISTS on retry).
-        try:
-            with shared_tier.connect() as conn:
-                shared_tier.create_index_table(
-                    conn,
-                    shared_tier.IndexSpec(
-                        tenant_id=tenant.id,
-                        index_id=index.id,
-                        dimension=dimension,
-                        vector_type=vector_type,
-                        metric=metric,
-                        hnsw_m=hnsw_m,
-                        hnsw_ef_construction=hnsw_ef_construction,
-                        text_field=text_field,
-                    ),
-                )
-        except psycopg.Error as exc:
-            raise ApplicationError(
-                "data_plane_unavailable",
-                "The shared vector database could not create the index; try again.",
-                status=503,
-                details={"reason": type(exc).__name__},
-            ) from exc
+        _create_storage(index, vector_type)
         index.status = IndexStatus.READY
         index.save(update_fields=["status", "updated_at"])
         audit_record(
@@ -169,6 +187,7 @@ def index_create(
                 "engine": engine,
                 "tier": tier,
                 "text_field": text_field,
+                "cluster": cluster.name if cluster else None,
             },
         )
     return index
@@ -231,16 +250,7 @@ def index_delete(*, actor: Actor, tenant: Tenant, index: Index) -> Index:
         index = Index.objects.select_for_update().get(pk=index.pk)
         if index.status == IndexStatus.DELETED:
             return index
-        try:
-            with shared_tier.connect() as conn:
-                shared_tier.drop_index_table(conn, tenant_id=tenant.id, index_id=index.id)
-        except psycopg.Error as exc:
-            raise ApplicationError(
-                "data_plane_unavailable",
-                "The shared vector database could not drop the index; try again.",
-                status=503,
-                details={"reason": type(exc).__name__},
-            ) from exc
+        _drop_storage(index)
         index.status = IndexStatus.DELETED
         index.deleted_at = timezone.now()
         index.save(update_fields=["status", "deleted_at", "updated_at"])
@@ -253,3 +263,64 @@ def index_delete(*, actor: Actor, tenant: Tenant, index: Index) -> Index:
             target_label=_label(index),
         )
     return index
+
+
+def _unavailable(what: str, exc: Exception) -> ApplicationError:
+    return ApplicationError(
+        "data_plane_unavailable",
+        f"The vector database could not {what}; try again.",
+        status=503,
+        details={"reason": type(exc).__name__},
+    )
+
+
+def _create_storage(index: Index, vector_type: str) -> None:
+    """The index's table (pgvector, shared or dedicated) or collection (Qdrant). Idempotent."""
+    if index.engine == Engine.QDRANT:
+        _qdrant_storage(index, create=True)
+        return
+    url = cluster_pg_url(index.cluster) if index.cluster is not None else None
+    try:
+        with shared_tier.connect(url) as conn:
+            shared_tier.create_index_table(
+                conn,
+                shared_tier.IndexSpec(
+                    tenant_id=index.tenant_id,
+                    index_id=index.id,
+                    dimension=index.dimension,
+                    vector_type=vector_type,
+                    metric=index.metric,
+                    hnsw_m=index.hnsw_m,
+                    hnsw_ef_construction=index.hnsw_ef_construction,
+                    text_field=index.text_field,
+                ),
+            )
+    except psycopg.Error as exc:
+        raise _unavailable("create the index", exc) from exc
+
+
+def _drop_storage(index: Index) -> None:
+    if index.engine == Engine.QDRANT:
+        _qdrant_storage(index, create=False)
+        return
+    url = cluster_pg_url(index.cluster) if index.cluster is not None else None
+    try:
+        with shared_tier.connect(url) as conn:
+            shared_tier.drop_index_table(conn, tenant_id=index.tenant_id, index_id=index.id)
+    except psycopg.Error as exc:
+        raise _unavailable("drop the index", exc) from exc
+
+
+def _qdrant_storage(index: Index, *, create: bool) -> None:
+    from . import qdrant_tier
+
+    if index.cluster is None:  # a Qdrant index always has a cluster (index_create checks)
+        raise ApplicationError("unsupported_combination", "A Qdrant index needs a cluster.")
+    try:
+        with cluster_qdrant_client(index.cluster) as client:
+            if create:
+                qdrant_tier.create_collection(client, qdrant_tier.spec_for(index))
+            else:
+                qdrant_tier.drop_collection(client, index.id)
+    except qdrant_tier.QdrantUnavailable as exc:
+        raise _unavailable("create the index" if create else "drop the index", exc) from exc

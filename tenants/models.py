@@ -75,6 +75,16 @@ class Plan(models.Model):
     allowed_engines = ArrayField(
         models.CharField(max_length=16, choices=Engine.choices), default=list
     )
+    max_clusters = models.PositiveIntegerField(
+        default=0, help_text="Dedicated clusters a tenant may run at once (0: none)."
+    )
+    allowed_cluster_sizes = ArrayField(
+        models.CharField(max_length=16),
+        default=list,
+        blank=True,
+        help_text="Sizes from the catalogue (provisioning.models.CLUSTER_SIZES).",
+    )
+    max_cluster_replicas = models.PositiveSmallIntegerField(default=1)
     monthly_price_cents = models.PositiveIntegerField(default=0)
     is_public = models.BooleanField(default=True, help_text="Offered to tenants (else by deal).")
     sort_order = models.PositiveSmallIntegerField(default=0)

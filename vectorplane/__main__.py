@@ -37,6 +37,8 @@ def setup_specs() -> list[ProcessSpec]:
         ProcessSpec("migrate", _manage("migrate", "--noinput"), cwd=cwd),
         ProcessSpec("collectstatic", _manage("collectstatic", "--noinput"), cwd=cwd),
         ProcessSpec("bootstrap", _manage("vectorplane_bootstrap"), cwd=cwd),
+        # Dedicated clusters that should run (local driver: their servers) are started again.
+        ProcessSpec("clusters", _manage("clusters", "reconcile"), cwd=cwd),
     ]
 
 
@@ -142,6 +144,14 @@ def cmd_run() -> int:
             for spec in services:
                 sup.start(spec)
             status = sup.wait()
+            # The local driver's cluster servers are detached (they outlive a crashed worker):
+            # stop them with the platform; `clusters reconcile` starts them at the next run.
+            stopped = subprocess.run(  # noqa: S603 - our own manage.py
+                _manage("clusters", "stop-local"), cwd=config.REPO_ROOT, check=False,
+                capture_output=True, text=True,
+            )  # fmt: skip
+            if stopped.returncode != 0:
+                sup.log(f"stopping local clusters failed: {stopped.stderr.strip()[-500:]}")
         if pg is not None and not pg.is_running():
             sup.log("embedded PostgreSQL stopped")
         return status

@@ -240,3 +240,17 @@ def redis_url() -> str:
     if is_production():
         raise ConfigError("REDIS_URL is required in production")
     return f"redis://127.0.0.1:{redis_port()}/0"
+
+
+def clusters_dir() -> Path:
+    """Where the `local` cluster driver keeps each dedicated cluster's data and processes."""
+    raw = env_str("VECTORPLANE_CLUSTERS_DIR", "")
+    return Path(raw).expanduser().resolve() if raw else state_dir() / "clusters"
+
+
+def cluster_driver() -> str:
+    """`local` (embedded default: processes on this machine) or `kubernetes` (Pulumi)."""
+    value = env_str("VECTORPLANE_CLUSTER_DRIVER", "local")
+    if value not in {"local", "kubernetes"}:
+        raise ConfigError(f"VECTORPLANE_CLUSTER_DRIVER must be local or kubernetes, got {value!r}")
+    return value

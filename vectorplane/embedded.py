@@ -152,8 +152,16 @@ class EmbeddedPostgres:
     password from `config.state_secret("pg-vectorplane-password")`).
     """
 
-    def __init__(self, data_dir: Path, port: int, *, password: str | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int,
+        *,
+        password: str | None = None,
+        gateway_password: str | None = None,
+    ) -> None:
         self.data_dir = Path(data_dir).expanduser().resolve()
+        self._gateway_password = gateway_password
         self.port = port
         parent = self.data_dir.parent
         self.run_dir = parent / f"{self.data_dir.name}-run"
@@ -516,7 +524,9 @@ class EmbeddedPostgres:
                 ).format(
                     sql.SQL("ALTER" if exists else "CREATE"),
                     gateway,
-                    sql.Literal(config.state_secret("pg-gateway-password")),
+                    sql.Literal(
+                        self._gateway_password or config.state_secret("pg-gateway-password")
+                    ),
                 )
             )
             name = config.EMBEDDED_DATA_DB_NAME

@@ -19,4 +19,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tenants.tasks.api_keys_revoke_expired_grace",
         "schedule": timedelta(seconds=config.env_int("VECTORPLANE_KEY_SWEEP_SECONDS", 60)),
     },
+    "reconcile-clusters": {
+        "task": "provisioning.tasks.clusters_reconcile",
+        "schedule": timedelta(seconds=config.env_int("VECTORPLANE_RECONCILE_SECONDS", 15)),
+    },
 }

@@ -1,0 +1,392 @@
+"""Dedicated clusters: lifecycle services (called by the API and the admin) and the steps the
+Celery tasks run (`provisioning.tasks`).
+
+The row is the desired state (engine, size, replicas, `generation`); tasks move `status` through
+`CLUSTER_TRANSITIONS` with compare-and-set updates and hold a PostgreSQL advisory lock per
+cluster while they work, so two workers never provision the same cluster at once and a worker
+killed mid-task releases it with its connection. Everything a task does is idempotent, so the
+reconcile task may simply run it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from controlplane.errors import ApplicationError, ConflictError
+from tenants.actors import Actor
+from tenants.models import Engine, Role, Tenant, Tier
+from tenants.scoping import tenant_scope
+from tenants.selectors import tenant_effective_limits
+from tenants.services import _lock_tenant, _require_active, _require_role, audit_record
+from vectorplane import config, crypto
+
+from .drivers.base import ClusterSpec, Observed, Size
+from .models import (
+    CLUSTER_SIZES,
+    CLUSTER_TRANSITIONS,
+    Cluster,
+    ClusterStatus,
+    Index,
+    IndexStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+CLUSTER_NAME_MAX = 45
+
+
+def _generate_credentials(engine: str) -> dict[str, str]:
+    if engine == Engine.PGVECTOR:
+        return {
+            "admin_user": config.EMBEDDED_DB_USER,
+            "admin_password": secrets.token_urlsafe(24),
+            "gateway_user": config.GATEWAY_DB_USER,
+            "gateway_password": secrets.token_urlsafe(24),
+        }
+    return {"api_key": secrets.token_urlsafe(32)}
+
+
+def credentials(cluster: Cluster) -> dict[str, str]:
+    return {k: str(v) for k, v in crypto.decrypt_json(cluster.credentials_encrypted).items()}
+
+
+def spec_for(cluster: Cluster) -> ClusterSpec:
+    size = CLUSTER_SIZES[cluster.size]
+    return ClusterSpec(
+        cluster_id=cluster.id.hex,
+        tenant_id=cluster.tenant_id.hex,
+        tenant_slug=cluster.tenant.slug,
+        engine=cluster.engine,  # type: ignore[arg-type]
+        size=Size(size.slug, size.cpu, size.memory, size.storage, cluster.replicas),
+        credentials=credentials(cluster),
+        stack_name=cluster.stack_name,
+    )
+
+
+def _public(cluster: Cluster) -> dict[str, Any]:
+    return {"engine": cluster.engine, "size": cluster.size, "replicas": cluster.replicas}
+
+
+def _check_plan(tenant: Tenant, *, engine: str, size: str, replicas: int) -> dict[str, Any]:
+    limits = tenant_effective_limits(tenant=tenant).limits
+    plan = tenant.plan
+    if Tier.DEDICATED not in limits["allowed_tiers"] or plan.max_clusters == 0:
+        raise ApplicationError(
+            "plan_limit",
+            "Your plan does not include dedicated clusters.",
+            status=403,
+            details={"plan": plan.slug},
+        )
+    if engine not in limits["allowed_engines"]:
+        raise ApplicationError(
+            "plan_limit",
+            f"Your plan does not include the {engine} engine.",
+            status=403,
+            details={"engine": engine, "allowed_engines": limits["allowed_engines"]},
+        )
+    if size not in CLUSTER_SIZES:
+        raise ApplicationError(
+            "validation_error",
+            f"Unknown cluster size {size!r}.",
+            details={"size": size, "sizes": list(CLUSTER_SIZES)},
+        )
+    if size not in plan.allowed_cluster_sizes:
+        raise ApplicationError(
+            "plan_limit",
+            f"Your plan does not include the {size} size.",
+            status=403,
+            details={"size": size, "allowed_sizes": list(plan.allowed_cluster_sizes)},
+        )
+    if not 1 <= replicas <= plan.max_cluster_replicas:
+        raise ApplicationError(
+            "plan_limit",
+            f"Your plan allows 1 to {plan.max_cluster_replicas} replicas.",
+            status=403,
+            details={"replicas": replicas, "max_replicas": plan.max_cluster_replicas},
+        )
+    if engine == Engine.PGVECTOR and replicas != 1:
+        raise ApplicationError(
+            "unsupported_combination",
+            "pgvector clusters run one node in this version (replication is planned).",
+            details={"engine": engine, "replicas": replicas},
+        )
+    return limits
+
+
+def _enqueue(task_name: str, cluster_id: uuid.UUID) -> None:
+    from . import tasks
+
+    task = getattr(tasks, task_name)
+    transaction.on_commit(lambda: task.delay(str(cluster_id)))
+
+
+# --------------------------------------------------------------------------- services
+
+
+def cluster_create(
+    *,
+    actor: Actor,
+    tenant: Tenant,
+    name: str,
+    engine: str,
+    size: str,
+    replicas: int = 1,
+) -> Cluster:
+    from .services import INDEX_NAME_RE
+
+    _require_role(actor=actor, tenant=tenant, minimum=Role.ADMIN)
+    _require_active(tenant)
+    if not INDEX_NAME_RE.match(name):
+        raise ApplicationError(
+            "invalid_cluster_name",
+            "A cluster name is 1-45 lowercase letters, digits and inner hyphens.",
+            details={"name": name},
+        )
+    if engine not in Engine.values:
+        raise ApplicationError("validation_error", "Unknown engine.", details={"engine": engine})
+    with transaction.atomic(), tenant_scope(tenant.id):
+        tenant = _lock_tenant(tenant)
+        _check_plan(tenant, engine=engine, size=size, replicas=replicas)
+        live = Cluster.objects.exclude(status=ClusterStatus.DELETED)
+        if live.filter(name=name).exists():
+            raise ConflictError(
+                "cluster_exists", f"A cluster named {name!r} exists.", details={"name": name}
+            )
+        if live.count() >= tenant.plan.max_clusters:
+            raise ApplicationError(
+                "quota_exceeded",
+                f"Your plan allows {tenant.plan.max_clusters} dedicated clusters.",
+                status=403,
+                details={"limit": "max_clusters", "max": tenant.plan.max_clusters},
+            )
+        cluster = Cluster(
+            tenant=tenant,
+            name=name,
+            engine=engine,
+            driver=config.cluster_driver(),
+            size=size,
+            replicas=replicas,
+            credentials_encrypted=crypto.encrypt_json(_generate_credentials(engine)),
+        )
+        cluster.stack_name = f"{tenant.slug}-{name}-{cluster.id.hex[:8]}"
+        cluster.save()
+        audit_record(
+            actor=actor,
+            action="cluster.created",
+            tenant=tenant,
+            target_type="cluster",
+            target_id=cluster.id,
+            target_label=cluster.name,
+            details={**_public(cluster), "driver": cluster.driver},
+        )
+        _enqueue("cluster_apply", cluster.id)
+    return cluster
+
+
+def cluster_resize(
+    *, actor: Actor, tenant: Tenant, cluster: Cluster, size: str | None, replicas: int | None
+) -> Cluster:
+    _require_role(actor=actor, tenant=tenant, minimum=Role.ADMIN)
+    _require_active(tenant)
+    with transaction.atomic(), tenant_scope(tenant.id):
+        tenant = _lock_tenant(tenant)
+        cluster = Cluster.objects.select_for_update().get(pk=cluster.pk)
+        if cluster.status in (ClusterStatus.DELETING, ClusterStatus.DELETED):
+            raise ConflictError(
+                "cluster_deleting", "The cluster is being deleted.", details={"name": cluster.name}
+            )
+        new_size = size if size is not None else cluster.size
+        new_replicas = replicas if replicas is not None else cluster.replicas
+        _check_plan(tenant, engine=cluster.engine, size=new_size, replicas=new_replicas)
+        if (new_size, new_replicas) == (cluster.size, cluster.replicas):
+            return cluster
+        before = _public(cluster)
+        cluster.size, cluster.replicas = new_size, new_replicas
+        cluster.generation += 1
+        fields = ["size", "replicas", "generation", "updated_at"]
+        if cluster.status in (ClusterStatus.READY, ClusterStatus.FAILED):
+            cluster.status = ClusterStatus.UPDATING
+            cluster.status_message = ""
+            fields += ["status", "status_message"]
+        # pending/provisioning/updating: the running task sees generation > observed and goes on.
+        cluster.save(update_fields=fields)
+        audit_record(
+            actor=actor,
+            action="cluster.resized",
+            tenant=tenant,
+            target_type="cluster",
+            target_id=cluster.id,
+            target_label=cluster.name,
+            details={"from": before, "to": _public(cluster)},
+        )
+        _enqueue("cluster_apply", cluster.id)
+    return cluster
+
+
+def cluster_delete(*, actor: Actor, tenant: Tenant, cluster: Cluster) -> Cluster:
+    _require_role(actor=actor, tenant=tenant, minimum=Role.ADMIN)
+    with transaction.atomic(), tenant_scope(tenant.id):
+        cluster = Cluster.objects.select_for_update().get(pk=cluster.pk)
+        if cluster.status in (ClusterStatus.DELETING, ClusterStatus.DELETED):
+            return cluster
+        protected = list(
+            Index.objects.filter(cluster=cluster, deletion_protection=True)
+            .exclude(status=IndexStatus.DELETED)
+            .values_list("name", flat=True)
+        )
+        if protected:
+            raise ApplicationError(
+                "deletion_protected",
+                "Indexes on this cluster have deletion protection; disable it first.",
+                status=403,
+                details={"indexes": protected},
+            )
+        Index.objects.filter(cluster=cluster).exclude(status=IndexStatus.DELETED).update(
+            status=IndexStatus.DELETING, updated_at=timezone.now()
+        )
+        cluster.status = ClusterStatus.DELETING
+        cluster.status_message = ""
+        cluster.save(update_fields=["status", "status_message", "updated_at"])
+        audit_record(
+            actor=actor,
+            action="cluster.deleted",
+            tenant=tenant,
+            target_type="cluster",
+            target_id=cluster.id,
+            target_label=cluster.name,
+        )
+        _enqueue("cluster_destroy", cluster.id)
+    return cluster
+
+
+def cluster_retry(*, actor: Actor, cluster: Cluster) -> Cluster:
+    """Operator action: run a failed cluster's last step again."""
+    with transaction.atomic():
+        cluster = Cluster.objects.unscoped().select_for_update().get(pk=cluster.pk)
+        if cluster.status != ClusterStatus.FAILED:
+            return cluster
+        cluster.attempts = 0
+        cluster.save(update_fields=["attempts", "updated_at"])
+        audit_record(
+            actor=actor,
+            action="cluster.retried",
+            tenant=cluster.tenant,
+            target_type="cluster",
+            target_id=cluster.id,
+            target_label=cluster.name,
+        )
+        _enqueue("cluster_apply", cluster.id)
+    return cluster
+
+
+# --------------------------------------------------------------------------- task steps
+
+
+def transition(cluster_id: uuid.UUID, to: str, *, expect: tuple[str, ...] | None = None,
+               **fields: Any) -> bool:  # fmt: skip
+    """Compare-and-set: move the cluster to `to` if its status is one that may (and in
+    `expect`, if given). Returns whether this call moved it."""
+    allowed = [s for s, targets in CLUSTER_TRANSITIONS.items() if to in targets]
+    if expect is not None:
+        allowed = [s for s in allowed if s in expect]
+    updated = (
+        Cluster.objects.unscoped()
+        .filter(pk=cluster_id, status__in=allowed)
+        .update(status=to, updated_at=timezone.now(), **fields)
+    )
+    return updated == 1
+
+
+@contextlib.contextmanager
+def cluster_lock(cluster_id: uuid.UUID) -> Iterator[bool]:
+    """A session-level advisory lock on the cluster (released if the worker dies: the
+    connection closes). Yields whether it was taken; never blocks."""
+    key = int.from_bytes(cluster_id.bytes[:8], "big", signed=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [4242, key & 0x7FFFFFFF])
+        taken = bool(cursor.fetchone()[0])
+    try:
+        yield taken
+    finally:
+        if taken:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [4242, key & 0x7FFFFFFF])
+
+
+def record_ready(cluster: Cluster, observed: Observed, generation: int) -> None:
+    endpoint = observed.endpoint.as_dict() if observed.endpoint else {}
+    moved = transition(
+        cluster.id,
+        ClusterStatus.READY,
+        expect=(ClusterStatus.PROVISIONING, ClusterStatus.UPDATING),
+        endpoint=endpoint,
+        observed_generation=generation,
+        status_message="",
+        attempts=0,
+        ready_at=cluster.ready_at or timezone.now(),
+    )
+    if not moved:
+        logger.info("cluster %s left provisioning while applied; not marking ready", cluster.id)
+
+
+def record_failure(cluster: Cluster, message: str) -> None:
+    transition(
+        cluster.id,
+        ClusterStatus.FAILED,
+        expect=(ClusterStatus.PENDING, ClusterStatus.PROVISIONING, ClusterStatus.UPDATING),
+        status_message=message[:1000],
+    )
+
+
+# --------------------------------------------------------------------------- connections
+
+
+def _pg_url(cluster: Cluster, user: str, password: str) -> str:
+    from urllib.parse import quote
+
+    endpoint = cluster.endpoint
+    return (
+        f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{endpoint['host']}:"
+        f"{endpoint['port']}/{endpoint.get('database') or config.EMBEDDED_DATA_DB_NAME}"
+    )
+
+
+def cluster_pg_url(cluster: Cluster) -> str:
+    """The owner's URL of a pgvector cluster's data database (DDL; control plane only)."""
+    creds = credentials(cluster)
+    return _pg_url(cluster, creds["admin_user"], creds["admin_password"])
+
+
+def cluster_gateway_url(cluster: Cluster) -> str:
+    creds = credentials(cluster)
+    return _pg_url(cluster, creds["gateway_user"], creds["gateway_password"])
+
+
+@contextlib.contextmanager
+def cluster_qdrant_client(cluster: Cluster) -> Iterator[Any]:
+    import warnings
+
+    from qdrant_client import QdrantClient
+
+    with warnings.catch_warnings():
+        # Local clusters answer on loopback over plain HTTP; the client warns about the key.
+        warnings.filterwarnings("ignore", message="Api key is used with an insecure connection")
+        client = QdrantClient(
+            url=cluster.endpoint["url"],
+            api_key=credentials(cluster)["api_key"],
+            prefer_grpc=False,
+            timeout=30,
+            check_compatibility=False,
+        )
+    try:
+        yield client
+    finally:
+        client.close()

@@ -1,0 +1,195 @@
+"""Celery tasks of dedicated clusters. They take ids (never objects), are idempotent, guard on
+the state machine, retry transient driver errors with backoff, and are queued on commit by the
+services. `clusters_reconcile` (beat) converges clusters whose task was interrupted (a worker
+killed mid-task) or whose real state drifted (a local server that died)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+
+from celery import shared_task
+from celery.exceptions import MaxRetriesExceededError
+from django.utils import timezone
+
+from vectorplane import config
+
+from . import clusters as steps
+from .drivers import get_driver
+from .drivers.base import PermanentError, TransientError
+from .models import Cluster, ClusterStatus, Index, IndexStatus
+
+logger = logging.getLogger(__name__)
+
+RETRY_MAX = 8
+
+
+def _backoff(retries: int) -> int:
+    return int(min(2 ** (retries + 1), 60))
+
+
+def _load(cluster_id: str) -> Cluster | None:
+    return (
+        Cluster.objects.unscoped()
+        .select_related("tenant")
+        .filter(pk=uuid.UUID(cluster_id))
+        .first()
+    )
+
+
+@shared_task(name="provisioning.tasks.cluster_apply", bind=True, max_retries=RETRY_MAX)
+def cluster_apply(self, cluster_id: str) -> str:  # type: ignore[no-untyped-def]
+    """Create the cluster or bring it to its desired spec; then mark it ready."""
+    cid = uuid.UUID(cluster_id)
+    with steps.cluster_lock(cid) as taken:
+        if not taken:
+            return "busy"  # another worker is applying it; it re-checks the generation at the end
+        cluster = _load(cluster_id)
+        if cluster is None or cluster.status in (ClusterStatus.DELETING, ClusterStatus.DELETED):
+            return "skipped"
+        if cluster.status == ClusterStatus.READY and (
+            cluster.observed_generation >= cluster.generation
+        ):
+            return "ready"
+        target = (
+            ClusterStatus.PROVISIONING
+            if cluster.observed_generation == 0
+            else ClusterStatus.UPDATING
+        )
+        if cluster.status != target and not steps.transition(cid, target):
+            return f"skipped ({cluster.status})"
+        generation = cluster.generation
+        driver = get_driver(cluster.driver)
+        try:
+            observed = driver.apply(steps.spec_for(cluster))
+        except TransientError as exc:
+            Cluster.objects.unscoped().filter(pk=cid).update(
+                status_message=f"retrying: {exc}"[:1000], attempts=cluster.attempts + 1
+            )
+            try:
+                raise self.retry(exc=exc, countdown=_backoff(self.request.retries))
+            except MaxRetriesExceededError:
+                steps.record_failure(cluster, f"gave up after {RETRY_MAX} retries: {exc}")
+                return "failed"
+        except PermanentError as exc:
+            steps.record_failure(cluster, str(exc))
+            return "failed"
+        except Exception as exc:
+            # Unknown errors are not retried automatically (they may not be idempotent):
+            # the cluster goes to failed; an operator retries it from the admin.
+            logger.exception("cluster %s: apply failed", cluster_id)
+            steps.record_failure(cluster, f"{type(exc).__name__}: {exc}")
+            return "failed"
+        if observed.state != "ready":
+            raise self.retry(countdown=_backoff(self.request.retries))
+        steps.record_ready(cluster, observed, generation)
+    latest = _load(cluster_id)
+    if latest is not None and latest.status == ClusterStatus.READY and (
+        latest.observed_generation < latest.generation
+    ):
+        # The spec changed while we applied the old one: apply again.
+        steps.transition(cid, ClusterStatus.UPDATING, expect=(ClusterStatus.READY,))
+        cluster_apply.delay(cluster_id)
+    return "ready"
+
+
+@shared_task(name="provisioning.tasks.cluster_destroy", bind=True, max_retries=RETRY_MAX)
+def cluster_destroy(self, cluster_id: str) -> str:  # type: ignore[no-untyped-def]
+    cid = uuid.UUID(cluster_id)
+    with steps.cluster_lock(cid) as taken:
+        if not taken:
+            return "busy"
+        cluster = _load(cluster_id)
+        if cluster is None or cluster.status != ClusterStatus.DELETING:
+            return "skipped"
+        try:
+            get_driver(cluster.driver).destroy(steps.spec_for(cluster))
+        except TransientError as exc:
+            Cluster.objects.unscoped().filter(pk=cid).update(
+                status_message=f"retrying delete: {exc}"[:1000]
+            )
+            raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+        except PermanentError as exc:
+            Cluster.objects.unscoped().filter(pk=cid).update(
+                status_message=f"delete failed: {exc}"[:1000]
+            )
+            return "failed"
+        now = timezone.now()
+        Index.objects.unscoped().filter(cluster_id=cid).exclude(
+            status=IndexStatus.DELETED
+        ).update(status=IndexStatus.DELETED, deleted_at=now, updated_at=now)
+        steps.transition(cid, ClusterStatus.DELETED, deleted_at=now, endpoint={})
+    return "deleted"
+
+
+@shared_task(name="provisioning.tasks.clusters_reconcile")
+def clusters_reconcile(*, check_ready: bool = True, inline: bool = False) -> dict[str, int]:
+    """Re-run what was interrupted and repair what drifted. Safe to run at any time, from any
+    number of processes: every step it triggers is idempotent and takes the cluster lock."""
+    stale = timezone.now() - timedelta(
+        seconds=config.env_int("VECTORPLANE_RECONCILE_STALE_SECONDS", 20)
+    )
+    counts = {"applied": 0, "destroyed": 0, "drifted": 0}
+    transitional = (ClusterStatus.PENDING, ClusterStatus.PROVISIONING, ClusterStatus.UPDATING)
+    for cluster in Cluster.objects.unscoped().filter(status__in=transitional):
+        if not inline and cluster.updated_at > stale:
+            continue  # its task is probably still queued or running
+        with steps.cluster_lock(cluster.id) as taken:
+            if not taken:
+                continue  # a worker holds it right now
+        counts["applied"] += 1
+        _run(cluster_apply, cluster.id, inline)
+    for cluster in Cluster.objects.unscoped().filter(status=ClusterStatus.DELETING):
+        if not inline and cluster.updated_at > stale:
+            continue
+        counts["destroyed"] += 1
+        _run(cluster_destroy, cluster.id, inline)
+    if check_ready:
+        for cluster in Cluster.objects.unscoped().select_related("tenant").filter(
+            status=ClusterStatus.READY
+        ):
+            try:
+                observed = get_driver(cluster.driver).observe(steps.spec_for(cluster))
+            except (TransientError, PermanentError) as exc:
+                logger.warning("cluster %s: observe failed: %s", cluster.id, exc)
+                continue
+            endpoint = observed.endpoint.as_dict() if observed.endpoint else None
+            if observed.state == "ready" and endpoint == cluster.endpoint:
+                continue
+            logger.warning(
+                "cluster %s drifted (%s: %s); re-applying", cluster.id, observed.state,
+                observed.message,
+            )  # fmt: skip
+            if steps.transition(
+                cluster.id,
+                ClusterStatus.PROVISIONING,
+                expect=(ClusterStatus.READY,),
+                status_message=f"drift: {observed.state} {observed.message}"[:1000],
+            ):
+                counts["drifted"] += 1
+                _run(cluster_apply, cluster.id, inline)
+    return counts
+
+
+def _run(task, cluster_id: uuid.UUID, inline: bool) -> None:  # type: ignore[no-untyped-def]
+    if inline:
+        task.apply(args=[str(cluster_id)])
+    else:
+        task.delay(str(cluster_id))
+
+
+def clusters_stop_local() -> int:
+    """Stop the local driver's processes (platform shutdown); data is kept and
+    `clusters_reconcile` starts them again."""
+    from .drivers.local import LocalDriver
+
+    driver = LocalDriver()
+    stopped = 0
+    for cluster in Cluster.objects.unscoped().select_related("tenant").filter(
+        driver="local"
+    ).exclude(status=ClusterStatus.DELETED):
+        if driver.cluster_dir(steps.spec_for(cluster)).exists():
+            driver.stop(steps.spec_for(cluster))
+            stopped += 1
+    return stopped
