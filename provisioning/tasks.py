@@ -10,7 +10,6 @@ import uuid
 from datetime import timedelta
 
 from celery import shared_task
-from celery.exceptions import MaxRetriesExceededError
 from django.utils import timezone
 
 from vectorplane import config
@@ -52,11 +51,12 @@ def cluster_apply(self, cluster_id: str) -> str:  # type: ignore[no-untyped-def]
             cluster.observed_generation >= cluster.generation
         ):
             return "ready"
-        target = (
-            ClusterStatus.PROVISIONING
-            if cluster.observed_generation == 0
-            else ClusterStatus.UPDATING
-        )
+        if cluster.status in (ClusterStatus.PROVISIONING, ClusterStatus.UPDATING):
+            target = cluster.status  # resumed (a retry, or after a crash or drift)
+        elif cluster.observed_generation == 0:
+            target = ClusterStatus.PROVISIONING
+        else:
+            target = ClusterStatus.UPDATING
         if cluster.status != target and not steps.transition(cid, target):
             return f"skipped ({cluster.status})"
         generation = cluster.generation
@@ -67,11 +67,10 @@ def cluster_apply(self, cluster_id: str) -> str:  # type: ignore[no-untyped-def]
             Cluster.objects.unscoped().filter(pk=cid).update(
                 status_message=f"retrying: {exc}"[:1000], attempts=cluster.attempts + 1
             )
-            try:
-                raise self.retry(exc=exc, countdown=_backoff(self.request.retries))
-            except MaxRetriesExceededError:
+            if self.request.retries >= RETRY_MAX:
                 steps.record_failure(cluster, f"gave up after {RETRY_MAX} retries: {exc}")
                 return "failed"
+            raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
         except PermanentError as exc:
             steps.record_failure(cluster, str(exc))
             return "failed"

@@ -46,6 +46,13 @@ from .base import ClusterSpec, Endpoint, Observed, PermanentError, TransientErro
 logger = logging.getLogger(__name__)
 
 QDRANT_START_TIMEOUT = 30.0
+# Qdrant processes this process started: kept (not garbage-collected while running) and polled,
+# so an exited one is reaped instead of lingering as a zombie of a long-lived worker.
+_CHILDREN: list[subprocess.Popen[bytes]] = []
+
+
+def _reap() -> None:
+    _CHILDREN[:] = [child for child in _CHILDREN if child.poll() is None]
 
 
 def _free_port() -> int:
@@ -220,6 +227,7 @@ class LocalDriver:
             return False
 
     def _qdrant_pid(self, folder: Path) -> int | None:
+        _reap()
         path = folder / "qdrant.pid"
         if not path.exists():
             return None
@@ -297,6 +305,7 @@ class LocalDriver:
                 raise PermanentError(f"cannot start Qdrant ({argv[0]}): {exc}") from exc
             finally:
                 log.close()
+            _CHILDREN.append(process)
             (folder / "qdrant.pid").write_text(str(process.pid))
             pid = process.pid
         deadline = time.monotonic() + QDRANT_START_TIMEOUT
