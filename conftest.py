@@ -20,6 +20,25 @@ from tenants.tests.factories import UserFactory, add_member, make_key, make_tena
 from vectorplane import config
 
 
+def _databases_for_setup_always_default() -> None:
+    """pytest-django creates the test database only when a collected test carries the
+    `django_db` mark; live-server tests (the gateway's, the worker-crash test) open it through
+    `django_db_blocker` without the mark, so a run of just those would use the development
+    database. Always set up `default`."""
+    import pytest_django.fixtures as fixtures
+
+    original = fixtures._get_databases_for_setup
+
+    def with_default(items: Any) -> tuple[set[str], set[str]]:
+        aliases, serialized = original(items)
+        return {*aliases, "default"}, set(serialized)
+
+    fixtures._get_databases_for_setup = with_default
+
+
+_databases_for_setup_always_default()
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
     """One test database per pytest process, so concurrent runs on one server (a developer's

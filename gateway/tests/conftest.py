@@ -14,6 +14,7 @@ indexes with a random suffix, and the test databases are dropped with the sessio
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import math
@@ -36,8 +37,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from provisioning import clusters as cluster_services
 from provisioning import services as index_services
-from provisioning.models import Index
+from provisioning.models import Cluster, Index
 from tenants import services as tenant_services
 from tenants.actors import Actor
 from tenants.models import ApiKey, Plan, Scope, Tenant
@@ -343,16 +345,23 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
 
 
 _SEED_PLANS = importlib.import_module("tenants.migrations.0002_seed_plans")
+_SEED_CLUSTERS = importlib.import_module("tenants.migrations.0005_plan_cluster_limits")
 
 
 def ensure_plans() -> None:
     """Put back the seeded plans that a transactional test's flush truncated."""
     for spec in _SEED_PLANS.PLANS:
-        Plan.objects.get_or_create(slug=spec["slug"], defaults=spec)
+        Plan.objects.get_or_create(
+            slug=spec["slug"], defaults={**spec, **_SEED_CLUSTERS.CLUSTERS[spec["slug"]]}
+        )
 
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+# Where `TenantCtx.index()` puts indexes: the conformance suite runs the same tests on each.
+TARGETS = ("shared", "pgvector", "qdrant")
 
 
 @dataclass
@@ -360,6 +369,8 @@ class TenantCtx:
     tenant: Tenant
     actor: Actor  # an operator, and the tenant's owner
     keys: dict[str, ApiKey] = field(default_factory=dict)
+    target: str = "shared"
+    cluster: Cluster | None = None
 
     @property
     def slug(self) -> str:
@@ -400,6 +411,9 @@ class TenantCtx:
         metric: str = "cosine",
         text_field: bool = False,
     ) -> Index:
+        dedicated: dict[str, Any] = {}
+        if self.target != "shared":
+            dedicated = {"tier": "dedicated", "engine": self.target, "cluster": self.dedicated()}
         return index_services.index_create(
             actor=self.actor,
             tenant=self.tenant,
@@ -407,7 +421,32 @@ class TenantCtx:
             dimension=dimension,
             metric=metric,
             text_field=text_field,
+            **dedicated,
         )
+
+    def dedicated(self) -> Cluster:
+        """The tenant's dedicated cluster of the target engine. Clusters are pooled for the
+        session: one freed by an earlier test is handed to this tenant (its row re-owned, so the
+        gateway sees the change through LISTEN/NOTIFY) instead of starting a new server; a new
+        one is provisioned when none is free (the task runs inline: Celery is eager in tests,
+        and the database is in autocommit mode). Provisioning itself is tested in
+        provisioning/tests/test_clusters.py."""
+        if self.cluster is None:
+            free = _FREE_CLUSTERS.setdefault(self.target, [])
+            if free:
+                cluster = free.pop()
+                Cluster.objects.unscoped().filter(pk=cluster.pk).update(
+                    tenant=self.tenant, name=unique("dedicated")
+                )
+            else:
+                cluster = cluster_services.cluster_create(
+                    actor=self.actor, tenant=self.tenant, name=unique("dedicated"),
+                    engine=self.target, size="xs",
+                )  # fmt: skip
+            cluster = Cluster.objects.unscoped().get(pk=cluster.pk)
+            assert cluster.status == "ready", cluster.status_message
+            self.cluster = cluster
+        return self.cluster
 
     def delete_index(self, index: Index) -> None:
         index_services.index_delete(actor=self.actor, tenant=self.tenant, index=index)
@@ -421,14 +460,30 @@ class TenantCtx:
 @dataclass
 class Platform:
     operator: Any
+    target: str = "shared"
+    tenants: list[TenantCtx] = field(default_factory=list)
 
     def tenant(self, plan: str = "enterprise") -> TenantCtx:
         """A new tenant on `plan` (enterprise by default: 5,000 queries a second, so that no
-        test but the rate-limit one is throttled)."""
+        test but the rate-limit one is throttled), whose indexes go to `target`."""
         actor = Actor(user=self.operator)
         slug = unique("t")
         tenant = tenant_services.tenant_create(actor=actor, name=slug, slug=slug, plan_slug=plan)
-        return TenantCtx(tenant=tenant, actor=actor)
+        ctx = TenantCtx(tenant=tenant, actor=actor, target=self.target)
+        self.tenants.append(ctx)
+        return ctx
+
+    def release(self) -> None:
+        """Give the test's dedicated clusters back to the session's pool."""
+        for ctx in self.tenants:
+            if ctx.cluster is not None:
+                _FREE_CLUSTERS.setdefault(ctx.cluster.engine, []).append(ctx.cluster)
+                ctx.cluster = None
+
+
+# Dedicated clusters no test is using, by engine (see TenantCtx.dedicated). Their servers are
+# stopped with the session (root conftest: local_clusters).
+_FREE_CLUSTERS: dict[str, list[Cluster]] = {}
 
 
 @pytest.fixture
@@ -441,13 +496,38 @@ def platform(django_db_blocker: Any, gateway: Gateway) -> Iterator[Platform]:
         yield Platform(operator=operator)
 
 
+@contextlib.contextmanager
+def on_target(platform: Platform, target: str) -> Iterator[Platform]:
+    """The conformance suite: a module overrides `platform` with one parametrised over
+    TARGETS (shared pgvector tier, dedicated pgvector cluster, dedicated Qdrant cluster)::
+
+        @pytest.fixture(params=TARGETS)
+        def platform(platform, request):
+            with on_target(platform, request.param):
+                yield platform
+
+    and every test of the module runs on each."""
+    platform.target = target
+    try:
+        yield platform
+    finally:
+        platform.release()
+
+
 # ============================================================================ data database
 
 
 def data_rows(index: Index) -> dict[tuple[str, str], Any]:
-    """An index's rows read directly from the shared tier as its owner, acting as the index's
-    tenant (FORCE ROW LEVEL SECURITY binds the owner too): {(namespace, id): metadata}."""
-    url = os.environ["VECTORPLANE_DATA_DATABASE_URL"]
+    """An index's rows read directly from where they are stored (bypassing the gateway):
+    {(namespace, id): metadata}. pgvector (shared tier or dedicated cluster): as the database
+    owner, acting as the index's tenant (FORCE ROW LEVEL SECURITY binds the owner too)."""
+    if index.engine == "qdrant":
+        return qdrant_rows(index)  # noqa: F821 - defined with the Qdrant payload layout
+    if index.cluster_id is not None:
+        cluster = Cluster.objects.unscoped().get(pk=index.cluster_id)
+        url = cluster_services.cluster_pg_url(cluster)
+    else:
+        url = os.environ["VECTORPLANE_DATA_DATABASE_URL"]
     with psycopg.connect(url, autocommit=False) as conn:
         conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(index.tenant_id),))
         query = sql.SQL("SELECT namespace, id, metadata FROM {}").format(

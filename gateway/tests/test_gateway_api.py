@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.tests.conftest import (
+    TARGETS,
     Gateway,
     Platform,
     TenantCtx,
@@ -20,11 +22,19 @@ from gateway.tests.conftest import (
     cosine,
     data_rows,
     dot,
+    on_target,
     unique,
 )
 from provisioning.models import Index
 
 approx = pytest.approx
+
+
+@pytest.fixture(params=TARGETS)
+def platform(platform: Platform, request: pytest.FixtureRequest) -> Iterator[Platform]:
+    """Part of the conformance suite: every test here runs on each target."""
+    with on_target(platform, request.param):
+        yield platform
 
 
 class World:
