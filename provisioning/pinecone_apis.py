@@ -47,6 +47,13 @@ def pinecone_index(index: Index, *, tenant_slug: str) -> dict[str, Any]:
         IndexStatus.FAILED: "InitializationFailed",
     }.get(IndexStatus(index.status), "Terminating")
     host = selectors.index_host(index, tenant_slug=tenant_slug)
+    if index.cluster_id is not None and index.cluster is not None:
+        environment = index.cluster.name
+        deployment: dict[str, Any] = {"deployment_type": "byoc", "environment": environment}
+        legacy: dict[str, Any] = {"byoc": {"environment": environment}}
+    else:
+        deployment = {"deployment_type": "managed", "cloud": CLOUD, "region": REGION}
+        legacy = {"serverless": {"cloud": CLOUD, "region": REGION}}
     return {
         "name": index.name,
         "host": host,
@@ -60,7 +67,7 @@ def pinecone_index(index: Index, *, tenant_slug: str) -> dict[str, Any]:
                 }
             }
         },
-        "deployment": {"deployment_type": "managed", "cloud": CLOUD, "region": REGION},
+        "deployment": deployment,
         "read_capacity": {"mode": "OnDemand", "status": {"state": "Ready"}},
         "deletion_protection": "enabled" if index.deletion_protection else "disabled",
         "tags": index.tags or None,
@@ -68,7 +75,7 @@ def pinecone_index(index: Index, *, tenant_slug: str) -> dict[str, Any]:
         "dimension": index.dimension,
         "metric": index.metric,
         "vector_type": "dense",
-        "spec": {"serverless": {"cloud": CLOUD, "region": REGION}},
+        "spec": legacy,
     }
 
 
@@ -112,12 +119,28 @@ def _parse_create(body: Any) -> dict[str, Any]:
         raise _bad("dimension must be a positive integer.", field="dimension")
     metric = str(dense.get("metric") or "cosine").lower()
     deployment = body.get("deployment")
+    spec = body.get("spec")
+    if deployment is None and isinstance(spec, dict) and len(spec) == 1:  # a pre-2026 body
+        kind, value = next(iter(spec.items()))
+        if kind in ("pod", "byoc") and isinstance(value, dict):
+            deployment = {"deployment_type": kind, **value}
+    cluster_name = None
     if isinstance(deployment, dict) and deployment.get("deployment_type") not in (None, "managed"):
-        raise ApplicationError(
-            "unsupported_combination",
-            "Only managed (serverless-style) deployments are available; pods are not.",
-            details={"deployment_type": deployment.get("deployment_type")},
-        )
+        # A dedicated cluster of the tenant, named by `environment` (BYOC: the tenant's own
+        # cluster; a pod spec is taken the same way).
+        if deployment.get("deployment_type") not in ("pod", "byoc"):
+            raise ApplicationError(
+                "unsupported_combination",
+                "deployment_type is managed (the shared tier), or byoc/pod with `environment` "
+                "naming one of your dedicated clusters.",
+                details={"deployment_type": deployment.get("deployment_type")},
+            )
+        cluster_name = deployment.get("environment")
+        if not isinstance(cluster_name, str) or not cluster_name:
+            raise _bad(
+                "A byoc or pod deployment names a dedicated cluster in `environment`.",
+                field="deployment.environment",
+            )
     protection = body.get("deletion_protection", "disabled")
     if protection not in ("enabled", "disabled"):
         raise _bad("deletion_protection is enabled or disabled.", field="deletion_protection")
@@ -130,6 +153,7 @@ def _parse_create(body: Any) -> dict[str, Any]:
         "metric": metric,
         "deletion_protection": protection == "enabled",
         "tags": tags,
+        "cluster_name": cluster_name,
     }
 
 
@@ -192,6 +216,10 @@ class PineconeIndexListApi(_PineconeView):
     )
     def post(self, request: Request) -> Response:
         args = _parse_create(request.data)
+        cluster_name = args.pop("cluster_name")
+        if cluster_name is not None:
+            cluster = selectors.cluster_get(name=cluster_name)
+            args.update(tier="dedicated", engine=cluster.engine, cluster=cluster)
         index = services.index_create(actor=self.actor(), tenant=self.tenant, **args)
         return Response(
             pinecone_index(index, tenant_slug=self.tenant.slug), status=status.HTTP_201_CREATED

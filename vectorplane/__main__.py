@@ -11,13 +11,17 @@ is set (`vectorplane.config`).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
+
+import psutil
 
 from vectorplane import config
 from vectorplane.embedded import EmbeddedError, EmbeddedPostgres, EmbeddedRedis
@@ -99,21 +103,48 @@ def service_specs() -> list[ProcessSpec]:
 def embedded_postgres_running() -> Iterator[EmbeddedPostgres | None]:
     """Ensure the embedded PostgreSQL runs (unless DATABASE_URL is set) for the block.
 
-    It is stopped afterwards only if it was not already running before.
+    Several blocks may overlap (two `exec`s, a test run beside another): each registers its pid
+    under `<state>/pg-users/`, and the server is stopped by the last one to leave, and only if
+    one of them started it (a server started by `run` or `pg start` is left running).
     """
     if not config.uses_embedded_postgres():
         yield None
         return
     pg = EmbeddedPostgres.from_config()
-    was_running = pg.is_running()
+    users = config.state_dir() / "pg-users"
+    users.mkdir(parents=True, exist_ok=True)
+    me = users / str(os.getpid())
+    marker = users / "started-by-exec"
+    with _users_locked(users):
+        if not pg.is_running():
+            marker.touch()
+        me.touch()
     try:
         pg.start()
         yield pg
     finally:
-        # Checked again instead of trusting start()'s result: an interrupted pg_ctl may
-        # still have launched the server.
-        if not was_running and pg.is_running():
-            pg.stop()
+        with _users_locked(users):
+            me.unlink(missing_ok=True)
+            others = [
+                p for p in users.iterdir()
+                if p.name.isdigit() and psutil.pid_exists(int(p.name))
+            ]  # fmt: skip
+            # Checked again instead of trusting start()'s result: an interrupted pg_ctl may
+            # still have launched the server.
+            if not others and marker.exists():
+                if pg.is_running():
+                    pg.stop()
+                marker.unlink(missing_ok=True)
+
+
+@contextmanager
+def _users_locked(users: Path) -> Iterator[None]:
+    with (users / ".lock").open("a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def cmd_run() -> int:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from pinecone import (
     ApiError,
+    ByocSpec,
     ForbiddenError,
     NotFoundError,
     Pinecone,
@@ -21,12 +22,36 @@ from pinecone import (
 )
 from pinecone import Index as PineconeIndex
 
-from gateway.tests.conftest import Gateway, Platform, Server, TenantCtx, data_rows, unique
+from gateway.tests.conftest import (
+    TARGETS,
+    Gateway,
+    Platform,
+    Server,
+    TenantCtx,
+    data_rows,
+    on_target,
+    unique,
+)
 from provisioning.models import Index
 from tenants.models import Scope
 from tenants.scoping import tenant_scope
 
 approx = pytest.approx
+
+
+@pytest.fixture(params=TARGETS)
+def platform(platform: Platform, request: pytest.FixtureRequest) -> Iterator[Platform]:
+    """Part of the conformance suite: every test here runs on each target. On a dedicated
+    target the client creates its indexes with `spec=ByocSpec(environment=<cluster name>)`."""
+    with on_target(platform, request.param):
+        yield platform
+
+
+def where(tenant: TenantCtx) -> ServerlessSpec | ByocSpec:
+    """The `spec=` that puts an index on the tenant's target."""
+    if tenant.target == "shared":
+        return ServerlessSpec(cloud="aws", region="us-east-1")
+    return ByocSpec(environment=tenant.dedicated().name)
 
 
 @pytest.fixture
@@ -67,13 +92,10 @@ def test_pinecone_client_end_to_end(
     tenant, _key = account
     name = unique("pc")
     assert pc.has_index(name) is False
-    created = pc.create_index(
-        name=name,
-        dimension=3,
-        metric="cosine",
-        spec=ServerlessSpec(cloud="aws", region="us-east-1"),
-    )
+    created = pc.create_index(name=name, dimension=3, metric="cosine", spec=where(tenant))
     assert (created.name, created.dimension, created.metric) == (name, 3, "cosine")
+    if tenant.target != "shared":
+        assert created.deployment.environment == tenant.dedicated().name
     described = pc.describe_index(name)
     assert described.host == f"{gateway.url}/v1/indexes/{name}"
     assert described.status.ready is True and described.deletion_protection == "disabled"
@@ -171,12 +193,7 @@ def test_pinecone_client_hybrid_and_errors(
 ) -> None:
     tenant, key = account
     name = unique("hy")
-    pc.create_index(
-        name=name,
-        dimension=3,
-        metric="dotproduct",
-        spec=ServerlessSpec(cloud="aws", region="us-east-1"),
-    )
+    pc.create_index(name=name, dimension=3, metric="dotproduct", spec=where(tenant))
     idx = open_index(clients, pc, host=f"{gateway.url}/v1/indexes/{name}")  # explicit
     idx.upsert(
         vectors=[
@@ -230,9 +247,11 @@ def test_pinecone_client_hybrid_and_errors(
     pc.delete_index(name)
 
 
-def test_pinecone_client_metadata_with_none_values(pc: Pinecone, clients: ExitStack) -> None:
+def test_pinecone_client_metadata_with_none_values(
+    pc: Pinecone, clients: ExitStack, account: tuple[TenantCtx, str]
+) -> None:
     name = unique("nul")
-    pc.create_index(name=name, dimension=3, spec=ServerlessSpec(cloud="aws", region="us-east-1"))
+    pc.create_index(name=name, dimension=3, spec=where(account[0]))
     idx = open_index(clients, pc, name)
     metadata: dict[str, Any] = {"genre": "drama", "gone": None}
     idx.upsert(vectors=[("a", [0.1, 0.2, 0.3], metadata)])
