@@ -43,6 +43,7 @@ from provisioning.models import Cluster, Index
 from tenants import services as tenant_services
 from tenants.actors import Actor
 from tenants.models import ApiKey, Plan, Scope, Tenant
+from tenants.selectors import tenant_effective_limits
 from tenants.tests.factories import UserFactory
 from vectorplane import config
 
@@ -435,14 +436,24 @@ class TenantCtx:
             free = _FREE_CLUSTERS.setdefault(self.target, [])
             if free:
                 cluster = free.pop()
-                Cluster.objects.unscoped().filter(pk=cluster.pk).update(
-                    tenant=self.tenant, name=unique("dedicated")
-                )
             else:
+                # Made by an enterprise tenant (whatever this tenant's plan), then re-owned.
+                slug = unique("pool")
+                owner = tenant_services.tenant_create(
+                    actor=self.actor, name=slug, slug=slug, plan_slug="enterprise"
+                )
                 cluster = cluster_services.cluster_create(
-                    actor=self.actor, tenant=self.tenant, name=unique("dedicated"),
+                    actor=self.actor, tenant=owner, name=unique("dedicated"),
                     engine=self.target, size="xs",
                 )  # fmt: skip
+            Cluster.objects.unscoped().filter(pk=cluster.pk).update(
+                tenant=self.tenant, name=unique("dedicated")
+            )
+            limits = tenant_effective_limits(tenant=self.tenant).limits
+            if "dedicated" not in limits["allowed_tiers"]:
+                # A plan without dedicated clusters (a limits test's): allow this one.
+                self.limits(allowed_tiers=["shared", "dedicated"],
+                            allowed_engines=["pgvector", "qdrant"])  # fmt: skip
             cluster = Cluster.objects.unscoped().get(pk=cluster.pk)
             assert cluster.status == "ready", cluster.status_message
             self.cluster = cluster
@@ -517,18 +528,21 @@ def on_target(platform: Platform, target: str) -> Iterator[Platform]:
 # ============================================================================ data database
 
 
+def pg_owner_url(index: Index) -> str:
+    """The owner's URL of the pgvector database holding the index (shared tier or cluster)."""
+    if index.cluster_id is not None:
+        cluster = Cluster.objects.unscoped().get(pk=index.cluster_id)
+        return cluster_services.cluster_pg_url(cluster)
+    return os.environ["VECTORPLANE_DATA_DATABASE_URL"]
+
+
 def data_rows(index: Index) -> dict[tuple[str, str], Any]:
     """An index's rows read directly from where they are stored (bypassing the gateway):
     {(namespace, id): metadata}. pgvector (shared tier or dedicated cluster): as the database
     owner, acting as the index's tenant (FORCE ROW LEVEL SECURITY binds the owner too)."""
     if index.engine == "qdrant":
         return qdrant_rows(index)  # noqa: F821 - defined with the Qdrant payload layout
-    if index.cluster_id is not None:
-        cluster = Cluster.objects.unscoped().get(pk=index.cluster_id)
-        url = cluster_services.cluster_pg_url(cluster)
-    else:
-        url = os.environ["VECTORPLANE_DATA_DATABASE_URL"]
-    with psycopg.connect(url, autocommit=False) as conn:
+    with psycopg.connect(pg_owner_url(index), autocommit=False) as conn:
         conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(index.tenant_id),))
         query = sql.SQL("SELECT namespace, id, metadata FROM {}").format(
             sql.Identifier(index.schema_name, index.table_name)

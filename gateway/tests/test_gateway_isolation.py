@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -19,11 +19,13 @@ from django.utils import timezone
 
 from gateway.tests.conftest import (
     OPERATION_ROUTES,
+    TARGETS,
     Gateway,
     Platform,
     TenantCtx,
     assert_error,
     data_rows,
+    on_target,
     poll,
     unique,
 )
@@ -31,6 +33,14 @@ from provisioning.models import Index
 from tenants import services as tenant_services
 from tenants.models import ApiKey, Scope
 from tenants.scoping import tenant_scope
+
+
+@pytest.fixture(params=TARGETS)
+def platform(platform: Platform, request: pytest.FixtureRequest) -> Iterator[Platform]:
+    """Part of the conformance suite: every test here runs on each target."""
+    with on_target(platform, request.param):
+        yield platform
+
 
 OPERATIONS = list(OPERATION_ROUTES)
 
