@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from celery import shared_task
 from django.utils import timezone
@@ -38,7 +39,7 @@ def _load(cluster_id: str) -> Cluster | None:
 
 
 @shared_task(name="provisioning.tasks.cluster_apply", bind=True, max_retries=RETRY_MAX)
-def cluster_apply(self, cluster_id: str) -> str:  # type: ignore[no-untyped-def]
+def cluster_apply(self: Any, cluster_id: str) -> str:
     """Create the cluster or bring it to its desired spec; then mark it ready."""
     cid = uuid.UUID(cluster_id)
     with steps.cluster_lock(cid) as taken:
@@ -94,7 +95,7 @@ def cluster_apply(self, cluster_id: str) -> str:  # type: ignore[no-untyped-def]
 
 
 @shared_task(name="provisioning.tasks.cluster_destroy", bind=True, max_retries=RETRY_MAX)
-def cluster_destroy(self, cluster_id: str) -> str:  # type: ignore[no-untyped-def]
+def cluster_destroy(self: Any, cluster_id: str) -> str:
     cid = uuid.UUID(cluster_id)
     with steps.cluster_lock(cid) as taken:
         if not taken:
@@ -171,7 +172,7 @@ def clusters_reconcile(*, check_ready: bool = True, inline: bool = False) -> dic
     return counts
 
 
-def _run(task, cluster_id: uuid.UUID, inline: bool) -> None:  # type: ignore[no-untyped-def]
+def _run(task: Any, cluster_id: uuid.UUID, inline: bool) -> None:
     if inline:
         task.apply(args=[str(cluster_id)])
     else:

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import psutil
@@ -152,7 +153,9 @@ def test_worker_killed_mid_provision_converges(broker: str, local_clusters: Path
                 plans = importlib.import_module("tenants.migrations.0002_seed_plans").PLANS
                 Plan.objects.create(**next(p for p in plans if p["slug"] == "pro"))
             Plan.objects.filter(slug="pro", max_clusters=0).update(**seeds.CLUSTERS["pro"])
-            operator = UserFactory(email=f"ops-{uuid.uuid4().hex[:8]}@example.test", is_staff=True)
+            operator: Any = UserFactory(
+                email=f"ops-{uuid.uuid4().hex[:8]}@example.test", is_staff=True
+            )
             actor = Actor(user=operator)
             slug = f"crash-{uuid.uuid4().hex[:8]}"
             tenant = tenant_services.tenant_create(

@@ -138,7 +138,7 @@ def test_plan_limits(
     response = _create(owner_api, tenant, capture)  # the free plan
     assert response.status_code == 403 and response.json()["error"]["code"] == "plan_limit"
     _pro(tenant)
-    for body, status, code in [
+    cases: list[tuple[dict[str, Any], int, str]] = [
         ({"size": "xl"}, 403, "plan_limit"),
         ({"size": "huge"}, 400, "validation_error"),
         ({"engine": "milvus"}, 400, "validation_error"),
@@ -146,7 +146,8 @@ def test_plan_limits(
         ({"engine": "qdrant", "replicas": 4}, 403, "plan_limit"),
         ({"name": "Bad Name"}, 400, "validation_error"),
         ({"unknown": 1}, 400, "unknown_field"),
-    ]:
+    ]
+    for body, status, code in cases:
         response = _create(owner_api, tenant, capture, **body)
         assert response.status_code == status, (body, response.content)
         assert response.json()["error"]["code"] == code, (body, response.content)
