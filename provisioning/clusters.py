@@ -321,6 +321,36 @@ def cluster_lock(cluster_id: uuid.UUID) -> Iterator[bool]:
                 cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [4242, key & 0x7FFFFFFF])
 
 
+def bootstrap(cluster: Cluster, observed: Observed) -> None:
+    """What the engine needs before the data plane may use it, whatever the driver: for
+    pgvector, the shared tier's layout in the cluster's data database (the stats table with its
+    policy and the gateway's grants; the local driver has done it already, a Kubernetes
+    cluster's image only creates the roles). Idempotent. Raises TransientError when the server
+    does not answer yet."""
+    if cluster.engine != Engine.PGVECTOR or observed.endpoint is None:
+        return
+    import psycopg
+
+    from . import shared_tier
+    from .drivers.base import TransientError
+
+    endpoint = observed.endpoint
+    creds = credentials(cluster)
+    try:
+        with psycopg.connect(
+            host=endpoint.host,
+            port=endpoint.port,
+            dbname=endpoint.database or config.EMBEDDED_DATA_DB_NAME,
+            user=creds["admin_user"],
+            password=creds["admin_password"],
+            connect_timeout=10,
+        ) as conn:
+            shared_tier.ensure_base(conn)
+            conn.commit()
+    except psycopg.OperationalError as exc:
+        raise TransientError(f"the cluster's PostgreSQL does not answer: {exc}") from exc
+
+
 def record_ready(cluster: Cluster, observed: Observed, generation: int) -> None:
     endpoint = observed.endpoint.as_dict() if observed.endpoint else {}
     moved = transition(

@@ -83,6 +83,10 @@ def cluster_apply(self: Any, cluster_id: str) -> str:
             return "failed"
         if observed.state != "ready":
             raise self.retry(countdown=_backoff(self.request.retries))
+        try:
+            steps.bootstrap(cluster, observed)
+        except TransientError as exc:
+            raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
         steps.record_ready(cluster, observed, generation)
     latest = _load(cluster_id)
     if latest is not None and latest.status == ClusterStatus.READY and (
