@@ -61,7 +61,7 @@ PROJECT_NAME = "vectorplane-clusters"
 # `standard` flavour carries pgvector).
 DEFAULT_IMAGES: Mapping[str, str] = {
     "pgvector": "pgvector/pgvector:0.8.1-pg17",
-    "qdrant": "qdrant/qdrant:v1.17.0",
+    "qdrant": "qdrant/qdrant:v1.19.0",
     "cnpg": "ghcr.io/cloudnative-pg/postgresql:17-standard-trixie",
 }
 OUTPUT_KEYS = (
