@@ -12,7 +12,7 @@ from its metadata, built so that each Pinecone operator is one plain Qdrant cond
       "_keys": [metadata keys],            keyword: $exists
       "_eq":   ["<K>=<token>", ...],       keyword: $eq $ne $in $nin
       "m":     metadata, verbatim,         returned by fetch and query, never filtered on
-      "r":     {"<K>": f64 image},         numbers only: ranges
+      "r":     {"<K>": f64 image},         numbers only (absent if none): ranges
       "x":     {"<K>": residual},          numbers with |f64 image| >= 2**53 only: exact ranges
     }
 
@@ -34,13 +34,16 @@ Translation (K, tokens and images from the filter's field and literals):
 
 Ranges are exact. A number V and a bound B are compared through f = f64 (round to nearest) and
 the residual res = V - f(V) (exact decimal arithmetic, then stored as f64): rounding is monotone,
-so f(V) < f(B) implies V < B; and when f(V) == f(B) with |f(B)| < 2**53 the two are the same
-value (integers below 2**53 are exact in f64 and a float's shortest repr is the only value of
-its bucket that can be stored). Above 2**53 a bucket can hold several stored values (2**53 and
-2**53 + 1; an int and the float whose repr differs from it), all of them integers, whose
-residuals are small integers, exact in f64 (beyond 2**106 only identical floats share a
-bucket): comparing (f, res) lexicographically is then exact. Range conditions never match a
-string, boolean, list or missing field, because only scalar numbers are written to `r`.
+so f(V) < f(B) implies V < B. When f(V) == f(B) and |f(B)| < 2**53, V and B denote the same
+decimal: an integer below 2**53 is exact in f64, and a float denotes the shortest repr of its
+double, which for an integral double below 2**53 is that integer. At or above 2**53 a bucket
+can hold several values (2**53 and 2**53 + 1; an int and the float whose repr differs from it),
+all integers, whose residuals are small integers, exact in f64 (beyond 2**106 only identical
+floats share a bucket): comparing (f, res) lexicographically is then exact. Ranges never match
+a string, boolean, list or missing field: only scalar numbers are written to `r`.
+
+Conditions are built as Qdrant REST JSON (`filter_json`), which the store sends as is;
+`to_qdrant` gives the same filter as a qdrant-client `models.Filter`.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ import decimal
 import math
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 from qdrant_client import models
 
@@ -62,7 +65,10 @@ __all__ = [
     "canonical",
     "encode_key",
     "eq_token",
+    "field",
+    "filter_json",
     "payload_fields",
+    "record_payload",
     "to_qdrant",
     "translate",
     "value_tokens",
@@ -176,34 +182,68 @@ def payload_fields(metadata: Mapping[str, object]) -> dict[str, Any]:
             numbers[encoded] = approx
             if residual is not None:
                 residuals[encoded] = residual
-    return {"_keys": list(metadata), "_eq": eq, "r": numbers, "x": residuals}
+    fields: dict[str, Any] = {"_keys": list(metadata), "_eq": eq}
+    if numbers:
+        fields["r"] = numbers
+    if residuals:
+        fields["x"] = residuals
+    return fields
+
+
+def record_payload(
+    namespace: str,
+    record_id: str,
+    metadata: Mapping[str, object],
+    *,
+    norm: float | None = None,
+    text: str | None = None,
+) -> dict[str, Any]:
+    """A point's whole payload: the layout above, plus `_norm` (the original norm of a cosine
+    index's vector, which Qdrant stores normalised) and `_text` (an index's text field)."""
+    payload: dict[str, Any] = {
+        "_ns": namespace,
+        "_id": record_id,
+        "m": metadata,
+        **payload_fields(metadata),
+    }
+    if norm is not None:
+        payload["_norm"] = norm
+    if text is not None:
+        payload["_text"] = text
+    return payload
 
 
 # -- translation -------------------------------------------------------------------------------
+# Conditions are built as Qdrant's REST JSON (plain dicts): the store sends them as they are
+# (building qdrant-client models costs more than the search on small indexes); `to_qdrant`
+# wraps them in a `models.Filter` for callers that use qdrant-client's typed API.
 
-_Cond = models.FieldCondition | models.Filter
+Condition: TypeAlias = dict[str, Any]
 
 _OPS: Final = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
 _STRICT: Final = {">": "gt", ">=": "gt", "<": "lt", "<=": "lt"}
 
 
-def _range_bound(key: str, op: str, bound: Decimal) -> tuple[str, float] | _Cond:
+def field(key: str, **condition: Any) -> Condition:
+    """A field condition: `field("_ns", match={"value": "x"})`."""
+    return {"key": key, **condition}
+
+
+def _range_bound(key: str, op: str, bound: Decimal) -> tuple[str, float] | Condition:
     """One bound: a (range op, f64) pair when exact in f64, else an exact condition."""
     approx, residual = image(bound)
     if residual is None:
         return _OPS[op], approx
-    strictly = models.FieldCondition(
-        key=f"r.{key}", range=models.Range(**{_STRICT[op]: approx})
-    )
-    same = models.FieldCondition(key=f"r.{key}", range=models.Range(gte=approx, lte=approx))
-    tie = models.FieldCondition(key=f"x.{key}", range=models.Range(**{_OPS[op]: residual}))
-    return models.Filter(should=[strictly, models.Filter(must=[same, tie])])
+    strictly = field(f"r.{key}", range={_STRICT[op]: approx})
+    same = field(f"r.{key}", range={"gte": approx, "lte": approx})
+    tie = field(f"x.{key}", range={_OPS[op]: residual})
+    return {"should": [strictly, {"must": [same, tie]}]}
 
 
-def _range(node: _Range) -> _Cond:
+def _range(node: _Range) -> Condition:
     key = encode_key(node.field)
     plain: dict[str, float] = {}
-    exact: list[_Cond] = []
+    exact: list[Condition] = []
     for op, bound in node.bounds:
         try:
             part = _range_bound(key, op, bound)
@@ -215,62 +255,61 @@ def _range(node: _Range) -> _Cond:
             plain[part[0]] = part[1]
         else:
             exact.append(part)
-    parts: list[_Cond] = []
+    parts: list[Condition] = []
     if plain or not exact:
-        parts.append(models.FieldCondition(key=f"r.{key}", range=models.Range(**plain)))
+        parts.append(field(f"r.{key}", range=plain))
     parts += exact
-    return parts[0] if len(parts) == 1 else models.Filter(must=parts)
+    return parts[0] if len(parts) == 1 else {"must": parts}
 
 
-def _eq(node: _Eq) -> _Cond:
+def _eq(node: _Eq) -> Condition:
     tokens = list(dict.fromkeys(eq_token(node.field, value) for value in node.values))
-    match: models.MatchValue | models.MatchAny = (
-        models.MatchValue(value=tokens[0]) if len(tokens) == 1 else models.MatchAny(any=tokens)
-    )
-    condition = models.FieldCondition(key="_eq", match=match)
-    return models.Filter(must_not=[condition]) if node.negate else condition
+    match = {"value": tokens[0]} if len(tokens) == 1 else {"any": tokens}
+    condition = field("_eq", match=match)
+    return {"must_not": [condition]} if node.negate else condition
 
 
-def _node(node: _Node) -> _Cond:
+def _node(node: _Node) -> Condition:
     if isinstance(node, _Bool):
         children = [_node(child) for child in node.children]
         if node.op == "AND":
-            return models.Filter(must=_flatten(children))
-        return models.Filter(should=children)
+            return {"must": _flatten(children)}
+        return {"should": children}
     if isinstance(node, _Eq):
         return _eq(node)
     if isinstance(node, _Exists):
-        present = models.FieldCondition(key="_keys", match=models.MatchValue(value=node.field))
-        return present if node.present else models.Filter(must_not=[present])
+        present = field("_keys", match={"value": node.field})
+        return present if node.present else {"must_not": [present]}
     return _range(node)
 
 
-def _flatten(conditions: Iterable[_Cond]) -> list[Any]:
+def _flatten(conditions: Iterable[Condition]) -> list[Condition]:
     """ANDed conditions, with nested must-only filters spliced in."""
-    out: list[Any] = []
+    out: list[Condition] = []
     for condition in conditions:
-        if (
-            isinstance(condition, models.Filter)
-            and condition.must is not None
-            and condition.should is None
-            and condition.must_not is None
-            and condition.min_should is None
-        ):
-            out.extend(condition.must if isinstance(condition.must, list) else [condition.must])
+        if set(condition) == {"must"}:
+            out.extend(condition["must"])
         else:
             out.append(condition)
     return out
 
 
-def translate(tree: _Node | None) -> list[Any]:
-    """The conditions (to AND into a filter's `must`) for a parsed filter; [] for none."""
+def translate(tree: _Node | None) -> list[Condition]:
+    """The conditions (Qdrant REST JSON, to AND into a filter's `must`) of a parsed filter;
+    [] for none."""
     if tree is None:
         return []
     return _flatten([_node(tree)])
 
 
-def to_qdrant(where: Compiled, *extra: Any) -> models.Filter | None:
-    """The Qdrant filter of a compiled Pinecone filter, ANDed with `extra` conditions (such as
-    the namespace); None when there is no condition at all."""
-    must = [*extra, *translate(where.tree)]
-    return models.Filter(must=must) if must else None
+def filter_json(where: Compiled | None, *extra: Condition) -> dict[str, Any] | None:
+    """The Qdrant filter (REST JSON) of a compiled Pinecone filter (None: no condition), ANDed
+    with `extra` conditions (such as the namespace's); None when there is no condition."""
+    must = [*extra, *translate(None if where is None else where.tree)]
+    return {"must": must} if must else None
+
+
+def to_qdrant(where: Compiled | None, *extra: Condition) -> models.Filter | None:
+    """`filter_json` as a qdrant-client `models.Filter`."""
+    found = filter_json(where, *extra)
+    return None if found is None else models.Filter.model_validate(found)

@@ -13,17 +13,21 @@ gateway/qdrant_filters.py and docs/qdrant-engine.md:
   `_keys` ($exists) and `_eq` (every equality filter).
 
 Plain functions over a sync `QdrantClient`, no Django: callable from a Celery task or a script.
-Both are idempotent.
+Both are idempotent; both raise `QdrantUnavailable` when the cluster cannot be reached, answers
+a server error or refuses the key (worth retrying), and qdrant-client's `UnexpectedResponse`
+for any other refusal (the spec itself is wrong).
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, ParamSpec, TypeVar
 
 from qdrant_client import QdrantClient, models
-from qdrant_client.http.exceptions import UnexpectedResponse
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 DENSE: Final = "dense"
 SPARSE: Final = "sparse"
@@ -41,6 +45,31 @@ PAYLOAD_INDEXES: Final[tuple[tuple[str, models.KeywordIndexParams], ...]] = (
     ("_keys", models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD)),
     ("_eq", models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD)),
 )
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+class QdrantUnavailable(Exception):
+    """The cluster did not answer, answered a server error, or refused the API key."""
+
+
+def _reachable(function: Callable[_P, _R]) -> Callable[_P, _R]:
+    @functools.wraps(function)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return function(*args, **kwargs)
+        except ResponseHandlingException as exc:  # the transport failed (qdrant-client's wrap)
+            raise QdrantUnavailable(str(exc)) from exc
+        except UnexpectedResponse as exc:
+            if exc.status_code is not None and (
+                exc.status_code >= 500 or exc.status_code in (401, 403)
+            ):
+                raise QdrantUnavailable(f"{exc.status_code}: {exc.content!r}") from exc
+            raise
+
+    return wrapper
 
 
 def collection_name(index_id: uuid.UUID) -> str:
@@ -68,27 +97,27 @@ class QdrantIndexSpec:
         return collection_name(self.index_id)
 
 
-def _missing(exc: UnexpectedResponse) -> bool:
-    return exc.status_code == 404
+def spec_for(index: Any) -> QdrantIndexSpec:
+    """The spec of an index (anything with the `provisioning.models.Index` attributes)."""
+    return QdrantIndexSpec(
+        index_id=index.id,
+        tenant_id=index.tenant_id,
+        dimension=index.dimension,
+        metric=index.metric,
+        hnsw_m=index.hnsw_m,
+        hnsw_ef_construction=index.hnsw_ef_construction,
+        text_field=index.text_field,
+    )
 
 
-def _exists(client: QdrantClient, name: str) -> bool:
-    try:
-        client.get_collection(name)
-    except UnexpectedResponse as exc:
-        if _missing(exc):
-            return False
-        raise
-    return True
-
-
+@_reachable
 def create_collection(client: QdrantClient, spec: QdrantIndexSpec) -> None:
     """Create the index's collection and its payload indexes; a no-op for what exists.
 
     An existing collection is not altered (its vectors' size and distance cannot change);
     missing payload indexes are added."""
     name = spec.name
-    if not _exists(client, name):
+    if not client.collection_exists(name):
         try:
             client.create_collection(
                 collection_name=name,
@@ -102,7 +131,7 @@ def create_collection(client: QdrantClient, spec: QdrantIndexSpec) -> None:
             )
         except UnexpectedResponse as exc:
             # Created meanwhile by a concurrent (retried) task: fine, it is the same spec.
-            if exc.status_code != 409 and not _exists(client, name):
+            if exc.status_code != 409 and not client.collection_exists(name):
                 raise
     have = client.get_collection(name).payload_schema or {}
     for field, params in PAYLOAD_INDEXES:
@@ -110,10 +139,11 @@ def create_collection(client: QdrantClient, spec: QdrantIndexSpec) -> None:
             client.create_payload_index(name, field, field_schema=params, wait=True)
 
 
+@_reachable
 def drop_collection(client: QdrantClient, index_id: uuid.UUID) -> None:
     """Delete the index's collection (every namespace, every point); a no-op when absent."""
     try:
         client.delete_collection(collection_name(index_id))
     except UnexpectedResponse as exc:
-        if not _missing(exc):
+        if exc.status_code != 404:
             raise

@@ -541,7 +541,7 @@ def data_rows(index: Index) -> dict[tuple[str, str], Any]:
     {(namespace, id): metadata}. pgvector (shared tier or dedicated cluster): as the database
     owner, acting as the index's tenant (FORCE ROW LEVEL SECURITY binds the owner too)."""
     if index.engine == "qdrant":
-        return qdrant_rows(index)  # noqa: F821 - defined with the Qdrant payload layout
+        return qdrant_rows(index)
     with psycopg.connect(pg_owner_url(index), autocommit=False) as conn:
         conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(index.tenant_id),))
         query = sql.SQL("SELECT namespace, id, metadata FROM {}").format(
@@ -550,6 +550,24 @@ def data_rows(index: Index) -> dict[tuple[str, str], Any]:
         rows = conn.execute(query).fetchall()
         conn.rollback()
     return {(r[0], r[1]): r[2] for r in rows}
+
+
+def qdrant_rows(index: Index) -> dict[tuple[str, str], Any]:
+    """A Qdrant index's points read from its cluster with qdrant-client (the payload layout of
+    gateway/qdrant_filters.py: `_ns`, `_id`, `m`)."""
+    cluster = Cluster.objects.unscoped().get(pk=index.cluster_id)
+    rows: dict[tuple[str, str], Any] = {}
+    with cluster_services.cluster_qdrant_client(cluster) as client:
+        offset = None
+        while True:
+            points, offset = client.scroll(
+                index.table_name, limit=1000, offset=offset, with_payload=["_ns", "_id", "m"]
+            )
+            for point in points:
+                payload = point.payload or {}
+                rows[(payload["_ns"], payload["_id"])] = payload.get("m") or {}
+            if offset is None:
+                return rows
 
 
 # ============================================================================ helpers

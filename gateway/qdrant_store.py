@@ -1,0 +1,498 @@
+"""An index on a tenant's dedicated Qdrant cluster, with the shared tier's API and semantics.
+
+`QdrantStore` has the methods, signatures, exceptions and result shapes of `gateway.store.Store`
+(the app calls either), over Qdrant's REST API with one connection pool per cluster. The
+collection of an index is `i_<index id hex>` (provisioning/qdrant_tier.py creates it); its
+points carry the payload layout of gateway/qdrant_filters.py, which translates the filters.
+docs/qdrant-engine.md has the whole contract; in short:
+
+- point ids are uuid5(namespace NUL id), so an upsert of the same (namespace, id) replaces;
+  every read and write is confined to the namespace (the `_ns` condition, or the id itself);
+- scores are Pinecone's: cosine similarity, dot product, squared euclidean distance (Qdrant
+  answers the distance: it is squared here; the order, closest first, is unchanged);
+- cosine vectors are stored unit-normalised by Qdrant; their norm is kept (`_norm`) and values
+  are given back as normalised x norm (the sent float32 values to ~1e-7, relative);
+- writes wait for Qdrant's acknowledgement (`wait=true`);
+- the vector quota counts every point of every index collection of the cluster (a dedicated
+  cluster holds one tenant): exact, and never overshot by this process (one lock per store
+  from the count to the acknowledged write); N gateway processes may overshoot it by at most
+  one batch each;
+- row guards (a key's row filter) are checked on the stored metadata in Python (the same
+  `Compiled.test` as the SQL) and also sent to Qdrant as a condition of the write;
+- full-text (`text`) queries are refused: UnsupportedOnEngine (400 `unsupported_on_engine`).
+
+Requests are Qdrant REST JSON built as plain dicts (orjson) and sent with one aiohttp session
+per store (keep-alive pool); errors are raised as qdrant-client's exceptions. This is the hot
+path of a benchmark against Qdrant Edge called directly: on the development machine
+`AsyncQdrantClient.query_points` cost ~1.6 ms of client CPU per query (httpx ~1.2 ms, its
+pydantic models ~0.1-0.15 ms) against ~0.4 ms here; numbers in docs/qdrant-engine.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import uuid
+from collections.abc import Sequence
+from typing import Any, Final
+
+import aiohttp
+import httpx
+import orjson
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from provisioning.qdrant_tier import DENSE, SPARSE, collection_name
+
+from .filters import Compiled
+from .qdrant_filters import Condition, UnsupportedOnEngine, field, filter_json, record_payload
+from .registry import IndexInfo
+from .store import MetadataTooLarge, QuotaExceeded, Record, RowFilterViolation, encode_token
+
+__all__ = ["STATS_NAMESPACES", "QdrantStore", "UnsupportedOnEngine", "point_id"]
+
+# Fixed forever: point ids are derived from it.
+_POINT_NAMESPACE: Final = uuid.UUID("5c1f6f0e-4a53-5b0e-9d1e-7663746f7270")
+STATS_NAMESPACES: Final = 100_000
+"""describe_index_stats reports at most this many namespaces (the largest first)."""
+_JSON: Final = {"Content-Type": "application/json"}
+_WAIT: Final = {"wait": "true"}
+
+
+def point_id(namespace: str, record_id: str) -> str:
+    """The point id of a record: neither part can contain NUL, so the pair is unambiguous."""
+    return str(uuid.uuid5(_POINT_NAMESPACE, f"{namespace}\x00{record_id}"))
+
+
+def _in_namespace(namespace: str) -> Condition:
+    return field("_ns", match={"value": namespace})
+
+
+def _norm(values: Sequence[float]) -> float:
+    return math.sqrt(math.fsum(v * v for v in values))
+
+
+def _sparse_json(sparse: tuple[list[int], list[float]]) -> dict[str, Any]:
+    return {"indices": sparse[0], "values": sparse[1]}
+
+
+class QdrantStore:
+    def __init__(
+        self, url: str, api_key: str, *, timeout: float = 30, max_connections: int = 64
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._headers = {"api-key": api_key}
+        self._timeout = timeout
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+        # Held from the quota count (and the guard check) to the acknowledged write.
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        """Connect, and check that the cluster answers and accepts the key; raises (closed)
+        otherwise."""
+        self._session = aiohttp.ClientSession(
+            headers=self._headers,
+            timeout=aiohttp.ClientTimeout(total=self._timeout),
+            connector=aiohttp.TCPConnector(limit=self._max_connections),
+            raise_for_status=False,
+        )
+        try:
+            await self._call("GET", "/collections")
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # ------------------------------------------------------------------ plumbing
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> Any:
+        """One REST call; answers its `result`. Raises qdrant-client's exceptions, as its own
+        client would: UnexpectedResponse (status, Qdrant's message) for an error answer,
+        ResponseHandlingException when the cluster cannot be reached."""
+        if self._session is None:
+            raise RuntimeError("QdrantStore.open() was not called (or close() was)")
+        try:
+            async with self._session.request(
+                method,
+                self.url + path,
+                data=None if body is None else orjson.dumps(body),
+                headers=_JSON if body is not None else None,
+                params=params,
+            ) as response:
+                content = await response.read()
+                status = response.status
+                if status >= 300:
+                    raise UnexpectedResponse(
+                        status_code=status,
+                        reason_phrase=response.reason or "",
+                        content=content,
+                        headers=httpx.Headers(list(response.headers.items())),
+                    )
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise ResponseHandlingException(exc) from exc
+        return orjson.loads(content)["result"]
+
+    async def _points(self, name: str, action: str, body: dict[str, Any]) -> Any:
+        return await self._call("POST", f"/collections/{name}/points/{action}", body)
+
+    async def _write(self, method: str, name: str, action: str, body: dict[str, Any]) -> None:
+        suffix = f"/{action}" if action else ""
+        await self._call(method, f"/collections/{name}/points{suffix}", body, _WAIT)
+
+    async def _retrieve(
+        self, name: str, ids: list[str], payload: bool | list[str], vectors: bool
+    ) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = await self._call(
+            "POST",
+            f"/collections/{name}/points",
+            {"ids": ids, "with_payload": payload, "with_vector": vectors},
+        )
+        return found
+
+    async def _count(self, name: str, where: dict[str, Any] | None) -> int:
+        body: dict[str, Any] = {"exact": True}
+        if where is not None:
+            body["filter"] = where
+        return int((await self._points(name, "count", body))["count"])
+
+    async def _tenant_total(self) -> int:
+        """Points in every index collection of the cluster (one tenant's cluster)."""
+        listed = await self._call("GET", "/collections")
+        names = [c["name"] for c in listed["collections"] if c["name"].startswith("i_")]
+
+        async def count(name: str) -> int:
+            try:
+                return await self._count(name, None)
+            except UnexpectedResponse as exc:
+                if exc.status_code == 404:  # an index dropped meanwhile holds nothing
+                    return 0
+                raise
+
+        return sum(await asyncio.gather(*(count(n) for n in names)))
+
+    @staticmethod
+    def _point(index: IndexInfo, namespace: str, record: Record) -> dict[str, Any]:
+        vector: dict[str, Any] = {DENSE: record.values}
+        if record.sparse is not None:
+            vector[SPARSE] = _sparse_json(record.sparse)
+        norm = _norm(record.values) if index.metric == "cosine" else None
+        return {
+            "id": point_id(namespace, record.id),
+            "vector": vector,
+            "payload": record_payload(
+                namespace, record.id, record.metadata or {}, norm=norm, text=record.text
+            ),
+        }
+
+    @staticmethod
+    def _values(index: IndexInfo, point: dict[str, Any]) -> list[float]:
+        vector = point.get("vector") or {}
+        dense: list[float] = vector.get(DENSE) or []
+        if index.metric == "cosine" and dense:
+            norm = float((point.get("payload") or {}).get("_norm", 1.0))
+            return [v * norm for v in dense]
+        return dense
+
+    @staticmethod
+    def _sparse(point: dict[str, Any]) -> dict[str, list[Any]] | None:
+        sparse = (point.get("vector") or {}).get(SPARSE)
+        if sparse is None:
+            return None
+        pairs = sorted(zip(sparse["indices"], sparse["values"], strict=True))
+        return {"indices": [i for i, _ in pairs], "values": [float(v) for _, v in pairs]}
+
+    # ------------------------------------------------------------------ writes
+
+    async def upsert(
+        self,
+        index: IndexInfo,
+        namespace: str,
+        records: list[Record],
+        *,
+        max_vectors: int,
+        guard: Compiled | None = None,
+    ) -> int:
+        """Insert or replace; returns the number written. Raises QuotaExceeded (and writes
+        nothing) when the tenant would then hold more than `max_vectors` vectors, and
+        RowFilterViolation (writing nothing) when one of the ids exists with metadata outside
+        `guard`."""
+        unique: dict[str, Record] = {}
+        for record in records:
+            unique[record.id] = record  # the last occurrence of an id wins
+        points = [self._point(index, namespace, r) for r in unique.values()]
+        name = collection_name(index.id)
+        body: dict[str, Any] = {"points": points}
+        guarded = guard is not None and guard.tree is not None
+        if guarded:
+            # Qdrant checks it too: a record changed meanwhile (by another process) to fall
+            # outside the guard is left as it is.
+            body["update_filter"] = filter_json(guard)
+        async with self._lock:
+            # Both at once (one round trip less); the total is only needed for new ids.
+            existing, total = await asyncio.gather(
+                self._retrieve(name, [p["id"] for p in points], ["m"] if guarded else False, False),
+                self._tenant_total(),
+            )
+            if guard is not None and guarded:
+                for found in existing:
+                    if not guard.test((found.get("payload") or {}).get("m") or {}):
+                        raise RowFilterViolation()
+            inserted = len(points) - len(existing)
+            if inserted > 0 and total + inserted > max_vectors:
+                raise QuotaExceeded(total, max_vectors)
+            await self._write("PUT", name, "", body)
+        return len(points)
+
+    async def update(
+        self,
+        index: IndexInfo,
+        namespace: str,
+        record_id: str,
+        *,
+        values: list[float] | None,
+        sparse: tuple[list[int], list[float]] | None,
+        set_metadata: dict[str, Any] | None,
+        guard: Compiled,
+        new_metadata_check: Any = None,
+        max_metadata_bytes: int | None = None,
+    ) -> bool:
+        """Update one record (values, sparse values, merge metadata) as Store.update does: the
+        record must pass `guard`; `new_metadata_check(metadata) -> bool` vets the merged
+        metadata (RowFilterViolation), whose size must fit `max_metadata_bytes`
+        (MetadataTooLarge). Returns whether a record was updated. The change is one point
+        upsert (update only, guarded by Qdrant as well): all or nothing."""
+        name = collection_name(index.id)
+        pid = point_id(namespace, record_id)
+        async with self._lock:
+            found = await self._retrieve(name, [pid], True, True)
+            if not found:
+                return False
+            payload = found[0].get("payload") or {}
+            metadata = payload.get("m") or {}
+            if not guard.test(metadata):
+                return False
+            merged = metadata if set_metadata is None else {**metadata, **set_metadata}
+            if new_metadata_check is not None and not new_metadata_check(merged):
+                raise RowFilterViolation()
+            size = len(orjson.dumps(merged))
+            if max_metadata_bytes is not None and size > max_metadata_bytes:
+                raise MetadataTooLarge(size, max_metadata_bytes)
+            stored = found[0].get("vector") or {}
+            vector: dict[str, Any] = {}
+            norm = payload.get("_norm")
+            if values is not None:
+                vector[DENSE] = values
+                norm = _norm(values) if index.metric == "cosine" else None
+            elif stored.get(DENSE):
+                vector[DENSE] = stored[DENSE]
+            if sparse is not None:
+                vector[SPARSE] = _sparse_json(sparse)
+            elif stored.get(SPARSE) is not None:
+                vector[SPARSE] = stored[SPARSE]
+            point = {
+                "id": pid,
+                "vector": vector,
+                "payload": record_payload(
+                    namespace, record_id, merged, norm=norm, text=payload.get("_text")
+                ),
+            }
+            body: dict[str, Any] = {"points": [point], "update_mode": "update_only"}
+            guarded = filter_json(guard)
+            if guarded is not None:
+                body["update_filter"] = guarded
+            await self._write("PUT", name, "", body)
+        return True
+
+    async def delete(
+        self,
+        index: IndexInfo,
+        namespace: str,
+        *,
+        ids: list[str] | None = None,
+        where: Compiled | None = None,
+    ) -> int:
+        """Delete the namespace's records with these ids, or (ids None) all of its records,
+        restricted to `where`; returns how many were deleted."""
+        name = collection_name(index.id)
+        guarded = where is not None and where.tree is not None
+        async with self._lock:
+            if ids is not None:
+                wanted = list(dict.fromkeys(point_id(namespace, i) for i in ids))
+                found = await self._retrieve(name, wanted, ["m"] if guarded else False, False)
+                if where is not None and guarded:
+                    found = [
+                        f for f in found if where.test((f.get("payload") or {}).get("m") or {})
+                    ]
+                targets = [f["id"] for f in found]
+                if not targets:
+                    return 0
+                if guarded:
+                    # Checked by Qdrant as well: a record changed meanwhile stays.
+                    body: dict[str, Any] = {"filter": filter_json(where, {"has_id": targets})}
+                else:
+                    body = {"points": targets}
+                await self._write("POST", name, "delete", body)
+                return len(targets)
+            selection = filter_json(where, _in_namespace(namespace))
+            counted = await self._count(name, selection)
+            if counted:
+                await self._write("POST", name, "delete", {"filter": selection})
+            return counted
+
+    # ------------------------------------------------------------------ reads
+
+    async def fetch(
+        self, index: IndexInfo, namespace: str, ids: list[str], where: Compiled
+    ) -> list[dict[str, Any]]:
+        wanted = list(dict.fromkeys(point_id(namespace, i) for i in ids))
+        found = await self._retrieve(
+            collection_name(index.id), wanted, ["m", "_id", "_ns", "_norm"], True
+        )
+        out = []
+        for point in found:
+            payload = point.get("payload") or {}
+            metadata = payload.get("m") or {}
+            if payload.get("_ns") != namespace or not where.test(metadata):
+                continue
+            out.append(
+                {
+                    "id": payload["_id"],
+                    "values": self._values(index, point),
+                    "sparse": self._sparse(point),
+                    "metadata": metadata,
+                }
+            )
+        return out
+
+    async def vector_of(
+        self, index: IndexInfo, namespace: str, record_id: str, where: Compiled
+    ) -> list[float] | None:
+        rows = await self.fetch(index, namespace, [record_id], where)
+        return rows[0]["values"] if rows else None
+
+    async def query(
+        self,
+        index: IndexInfo,
+        namespace: str,
+        vector: list[float],
+        top_k: int,
+        where: Compiled,
+        *,
+        ef_search: int,
+        include_values: bool,
+        include_metadata: bool,
+        sparse: tuple[list[int], list[float]] | None = None,
+        text: str | None = None,
+    ) -> list[dict[str, Any]]:
+        if text is not None:
+            raise UnsupportedOnEngine(
+                "Full-text (text) queries are not supported on indexes on a Qdrant cluster.",
+                {"engine": "qdrant", "field": "text"},
+            )
+        name = collection_name(index.id)
+        hybrid = sparse is not None
+        # The shared tier's candidate set and HNSW breadth, so that scores and recall agree.
+        limit = max(top_k * 10, 100) if hybrid else top_k
+        ef = max(ef_search, limit) if limit <= 1000 else 1000
+        fields = ["_id"]
+        if include_metadata:
+            fields.append("m")
+        if include_values and index.metric == "cosine":
+            fields.append("_norm")
+        found = await self._points(
+            name,
+            "query",
+            {
+                "query": vector,
+                "using": DENSE,
+                "filter": filter_json(where, _in_namespace(namespace)),
+                "params": {"hnsw_ef": ef},
+                "limit": limit,
+                "with_payload": fields,
+                "with_vector": [DENSE, SPARSE] if include_values else False,
+            },
+        )
+        points: list[dict[str, Any]] = found["points"]
+        euclidean = index.metric == "euclidean"
+        scored = [(p, p["score"] * p["score"] if euclidean else p["score"]) for p in points]
+        if sparse is not None and points:
+            # Pinecone's sparse-dense score over the dense candidates: dense + sparse dot.
+            extra = await self._points(
+                name,
+                "query",
+                {
+                    "query": _sparse_json(sparse),
+                    "using": SPARSE,
+                    "filter": {"must": [{"has_id": [p["id"] for p in points]}]},
+                    "limit": len(points),
+                    "with_payload": False,
+                    "with_vector": False,
+                },
+            )
+            bonus = {p["id"]: p["score"] for p in extra["points"]}
+            scored = [(p, s + bonus.get(p["id"], 0.0)) for p, s in scored]
+            scored.sort(key=lambda pair: -pair[1])
+        out = []
+        for point, score in scored[:top_k]:
+            payload = point.get("payload") or {}
+            item: dict[str, Any] = {"id": payload["_id"], "score": score}
+            if include_values:
+                item["values"] = self._values(index, point)
+                sp = self._sparse(point)
+                if sp is not None:
+                    item["sparseValues"] = sp
+            if include_metadata:
+                item["metadata"] = payload.get("m") or {}
+            out.append(item)
+        return out
+
+    async def list_ids(
+        self, index: IndexInfo, namespace: str, prefix: str, limit: int, after: str | None,
+        where: Compiled,
+    ) -> tuple[list[str], str | None]:  # fmt: skip
+        """Ids of the namespace (with `prefix`, within `where`), `limit` at a time, in the order
+        of their point ids (a fixed hash order, not sorted by id). The token is the last id
+        returned; the next page starts after that id's point (present or not)."""
+        conditions = [_in_namespace(namespace)]
+        if prefix:
+            conditions.append(field("_id", match={"prefix": prefix}))
+        start = point_id(namespace, after) if after is not None else None
+        body: dict[str, Any] = {
+            "filter": filter_json(where, *conditions),
+            "limit": limit + 1 + (1 if start is not None else 0),
+            "with_payload": ["_id"],
+            "with_vector": False,
+        }
+        if start is not None:
+            body["offset"] = start
+        points = (await self._points(collection_name(index.id), "scroll", body))["points"]
+        if start is not None and points and points[0]["id"] == start:
+            points = points[1:]
+        ids = [str(p["payload"]["_id"]) for p in points[: limit + 1]]
+        if len(ids) > limit:
+            return ids[:limit], encode_token(ids[limit - 1])
+        return ids, None
+
+    async def stats(
+        self, index: IndexInfo, where: Compiled, namespaces: frozenset[str]
+    ) -> dict[str, int]:
+        """Vectors per namespace (within `where`, and `namespaces` when not empty)."""
+        conditions = []
+        if namespaces:
+            conditions.append(field("_ns", match={"any": sorted(namespaces)}))
+        body: dict[str, Any] = {"key": "_ns", "limit": STATS_NAMESPACES, "exact": True}
+        selection = filter_json(where, *conditions)
+        if selection is not None:
+            body["filter"] = selection
+        found = await self._call("POST", f"/collections/{collection_name(index.id)}/facet", body)
+        return {str(hit["value"]): int(hit["count"]) for hit in found["hits"] if hit["count"] > 0}
