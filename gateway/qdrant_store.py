@@ -38,6 +38,7 @@ from typing import Any, Final
 
 import aiohttp
 import httpx
+import numpy as np
 import orjson
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
@@ -196,12 +197,20 @@ class QdrantStore:
 
     @staticmethod
     def _values(index: IndexInfo, point: dict[str, Any]) -> list[float]:
+        """The stored vector as pgvector gives it back: float32 values, each the shortest
+        decimal of its float32 (so 0.1 reads 0.1, and a cosine vector rebuilt from its unit
+        vector and norm reads back the values sent, within float32)."""
         vector = point.get("vector") or {}
         dense: list[float] = vector.get(DENSE) or []
-        if index.metric == "cosine" and dense:
-            norm = float((point.get("payload") or {}).get("_norm", 1.0))
-            return [v * norm for v in dense]
-        return dense
+        if not dense:
+            return []
+        values = np.asarray(dense, dtype=np.float64)
+        if index.metric == "cosine":
+            values = values * float((point.get("payload") or {}).get("_norm", 1.0))
+        rounded: list[float] = orjson.loads(
+            orjson.dumps(values.astype(np.float32), option=orjson.OPT_SERIALIZE_NUMPY)
+        )
+        return rounded
 
     @staticmethod
     def _sparse(point: dict[str, Any]) -> dict[str, list[Any]] | None:

@@ -295,7 +295,8 @@ class Gateway:
         return self.op(index, "list", key, params=params)
 
     def ids(self, index: str, key: str, namespace: str = "") -> list[str]:
-        """Every id of a namespace, walking the list pages."""
+        """Every id of a namespace, walking the list pages, sorted (list's order is the
+        engine's: id order on pgvector, point order on Qdrant)."""
         found: list[str] = []
         token: str | None = None
         while True:
@@ -306,7 +307,8 @@ class Gateway:
             found += [v["id"] for v in page["vectors"]]
             token = (page.get("pagination") or {}).get("next")
             if not token:
-                return found
+                assert len(found) == len(set(found)), found  # no id twice across pages
+                return sorted(found)
 
 
 OPERATION_ROUTES: dict[str, tuple[str, str]] = {

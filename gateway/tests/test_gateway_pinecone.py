@@ -146,13 +146,18 @@ def test_pinecone_client_end_to_end(
     assert after.values == approx([0.3, 0.2, 0.1], rel=1e-6)
     assert after.metadata == {"genre": "comedy", "year": 2020}
 
-    pages = list(idx.list(limit=2))
-    assert [[v.id for v in page.vectors] for page in pages] == [["a", "b"], ["c", "s"]]
+    # Pages of 2; id order on pgvector, point order on Qdrant (docs/qdrant-engine.md).
+    pages = [[v.id for v in page.vectors] for page in idx.list(limit=2)]
+    ordered = tenant.target != "qdrant"
+    assert [len(p) for p in pages] == [2, 2]
+    flat = sorted(i for page in pages for i in page)
+    assert pages == [["a", "b"], ["c", "s"]] if ordered else flat == list("abcs")
     first = idx.list_paginated(prefix="", limit=3)
-    assert [v.id for v in first.vectors] == ["a", "b", "c"]
+    assert len(first.vectors) == 3
     assert first.pagination is not None and first.pagination.next
     rest = idx.list_paginated(prefix="", limit=3, pagination_token=first.pagination.next)
-    assert [v.id for v in rest.vectors] == ["s"] and not (rest.pagination and rest.pagination.next)
+    assert sorted(v.id for v in [*first.vectors, *rest.vectors]) == list("abcs")
+    assert not (rest.pagination and rest.pagination.next)
     assert [v.id for v in idx.list_paginated(prefix="b", limit=5).vectors] == ["b"]
 
     stats = idx.describe_index_stats()
