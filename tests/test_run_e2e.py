@@ -4,6 +4,7 @@ on Ctrl-C, and a second run keeps the data."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -40,7 +41,13 @@ def _free_port() -> int:
 
 class Platform:
     def __init__(self, state: Path, ports: dict[str, int]) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+        # What a user's shell would not have: the test session's own databases and folders.
+        private = {
+            "DATABASE_URL", "REDIS_URL", "VECTORPLANE_DATA_DATABASE_URL",
+            "GATEWAY_DATA_DATABASE_URL", "GATEWAY_CONTROL_DATABASE_URL",
+            "VECTORPLANE_CLUSTERS_DIR",
+        }  # fmt: skip
+        env = {k: v for k, v in os.environ.items() if k not in private}
         env.update(
             VECTORPLANE_STATE_DIR=str(state),
             VECTORPLANE_PG_PORT=str(ports["pg"]),
@@ -92,11 +99,12 @@ class Platform:
         pytest.fail(f"{pattern!r} not seen in {timeout}s; output:\n{self.text()[-4000:]}")
 
     def request(
-        self, method: str, path: str, key: str, body: dict[str, Any] | None = None
-    ) -> tuple[int, Any]:
+        self, method: str, path: str, key: str, body: dict[str, Any] | None = None,
+        *, base: str | None = None,
+    ) -> tuple[int, Any]:  # fmt: skip
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(  # noqa: S310 - our own server on 127.0.0.1
-            self.base + path,
+            (base or self.base) + path,
             data=data,
             method=method,
             headers={"Content-Type": "application/json"}
@@ -107,6 +115,17 @@ class Platform:
                 return resp.status, json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read() or b"null")
+
+    def wait_cluster(self, name: str, key: str, status: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        body: Any = None
+        while time.monotonic() < deadline:
+            code, body = self.request("GET", f"/api/v1/tenants/demo/clusters/{name}", key)
+            if code == 200 and body["status"] == status:
+                return
+            assert code == 200 and body["status"] != "failed", body
+            time.sleep(0.2)
+        pytest.fail(f"cluster {name} not {status} in {timeout}s: {body}\n{self.text()[-3000:]}")
 
     def wait_ready(self, timeout: float) -> None:
         self.wait_url(self.base + "/readyz", timeout)
@@ -144,6 +163,21 @@ def _block(text: str, start: str, end: str) -> str:
     chunk = body[body.index(start) + len(start) :]
     chunk = chunk[: chunk.index(end)]
     return "\n".join(line[4:] if line.startswith("    ") else line for line in chunk.splitlines())
+
+
+ENGINES = ("pgvector", "qdrant")
+
+
+def _cluster_processes(state: Path) -> list[psutil.Process]:
+    """Processes serving a dedicated cluster under the state folder (PostgreSQL postmasters,
+    Qdrant hosts), found by their command lines."""
+    folder = str(state / "clusters")
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if any(folder in part for part in process.info["cmdline"] or []):
+                found.append(process)
+    return found
 
 
 def _postmaster_running(state: Path) -> bool:
@@ -211,12 +245,37 @@ def test_run_end_to_end(state: Path) -> None:
         assert status == 200 and me["email"] == email and me["is_operator"] is True
         children = first.descendants()
         assert len(children) >= 4  # redis, web (+ its worker), celery worker, beat
+
+        # Dedicated clusters through the API, provisioned by the running worker.
+        for engine in ENGINES:
+            status, cluster = first.request(
+                "POST", "/api/v1/tenants/demo/clusters", key,
+                {"name": engine, "engine": engine, "size": "xs"},
+            )  # fmt: skip
+            assert status == 202 and cluster["status"] == "pending", cluster
+        for engine in ENGINES:
+            first.wait_cluster(engine, key, "ready", timeout=60)
+            status, index = first.request(
+                "POST", "/api/v1/tenants/demo/indexes", key,
+                {"name": f"on-{engine}", "dimension": 3, "tier": "dedicated", "engine": engine,
+                 "cluster": engine},
+            )  # fmt: skip
+            assert status == 201, index
+            status, body = first.request(
+                "POST", f"/v1/indexes/on-{engine}/vectors/upsert", key,
+                {"vectors": [{"id": "x", "values": [1, 2, 3], "metadata": {"e": engine}}]},
+                base=first.gateway,
+            )  # fmt: skip
+            assert status == 200 and body == {"upsertedCount": 1}, body
+        cluster_pids = _cluster_processes(state)
+        assert len(cluster_pids) >= 2, cluster_pids  # a PostgreSQL and a Qdrant host
     finally:
         code = first.interrupt()
     assert code == 0, first.text()[-4000:]
     alive = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert alive == [], f"children left running: {alive}"
     assert not _postmaster_running(state), "embedded PostgreSQL left running"
+    assert _cluster_processes(state) == [], "cluster servers left running"
 
     # Second run: same data; the key's secret is not printed again; the old key still works.
     second = Platform(state, ports)
@@ -230,7 +289,18 @@ def test_run_end_to_end(state: Path) -> None:
         assert status == 200
         assert "e2e" in {k["name"] for k in keys["data"]}
         assert key not in second.text()
+        # The clusters came back (started again before the services), with their data.
+        second.wait_url(second.gateway + "/readyz", timeout=60)
+        for engine in ENGINES:
+            second.wait_cluster(engine, key, "ready", timeout=30)
+            status, body = second.request(
+                "POST", f"/v1/indexes/on-{engine}/query", key,
+                {"vector": [1, 2, 3], "topK": 1, "includeMetadata": True}, base=second.gateway,
+            )  # fmt: skip
+            assert status == 200, body
+            assert [(m["id"], m["metadata"]) for m in body["matches"]] == [("x", {"e": engine})]
     finally:
         code = second.interrupt()
     assert code == 0, second.text()[-4000:]
     assert not _postmaster_running(state)
+    assert _cluster_processes(state) == [], "cluster servers left running"

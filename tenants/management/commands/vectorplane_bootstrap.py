@@ -56,7 +56,8 @@ class Command(BaseCommand):
             actor = Actor(user=user)
             tenant = Tenant.objects.filter(slug=DEMO_TENANT).first()
             if tenant is None:
-                tenant = tenant_create(actor=actor, name="Demo", slug=DEMO_TENANT)
+                # On `pro`: the demo tenant may order dedicated clusters (docs/clusters.md).
+                tenant = tenant_create(actor=actor, name="Demo", slug=DEMO_TENANT, plan_slug="pro")
             with tenant_scope(tenant.id):
                 has_key = ApiKey.objects.filter(name="demo").exists()
                 has_index = Index.objects.filter(name="demo").exclude(status="deleted").exists()
