@@ -37,17 +37,34 @@ def index_host(index: Index, *, tenant_slug: str) -> str:
 
 
 def stored_vectors(*, tenant_id: uuid.UUID) -> dict[uuid.UUID, int]:
-    """Vectors stored per index right now (the shared tier's namespace_stats)."""
+    """Vectors stored per index right now: the shared tier's and each dedicated pgvector
+    cluster's namespace_stats, and each Qdrant collection's exact point count."""
     from . import shared_tier
+    from .clusters import cluster_pg_url, cluster_qdrant_client
 
-    with shared_tier.connect() as conn:
-        shared_tier.ensure_base(conn)
-        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant_id),))
-        rows = conn.execute(
-            "SELECT index_id, sum(vector_count) FROM public.namespace_stats GROUP BY index_id"
-        ).fetchall()
-        conn.commit()
-    return {uuid.UUID(str(row[0])): int(str(row[1])) for row in rows}
+    counts: dict[uuid.UUID, int] = {}
+    urls: list[str | None] = [None]
+    qdrant: list[Cluster] = []
+    for cluster in cluster_list().filter(tenant_id=tenant_id, status=ClusterStatus.READY):
+        if cluster.engine == "qdrant":
+            qdrant.append(cluster)
+        else:
+            urls.append(cluster_pg_url(cluster))
+    for url in urls:
+        with shared_tier.connect(url) as conn:
+            shared_tier.ensure_base(conn)
+            conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant_id),))
+            rows = conn.execute(
+                "SELECT index_id, sum(vector_count) FROM public.namespace_stats GROUP BY index_id"
+            ).fetchall()
+            conn.commit()
+        for row in rows:
+            counts[uuid.UUID(str(row[0]))] = int(str(row[1]))
+    for cluster in qdrant:
+        with cluster_qdrant_client(cluster) as client:
+            for index in index_list().filter(cluster=cluster, status=IndexStatus.READY):
+                counts[index.id] = client.count(index.table_name, exact=True).count
+    return counts
 
 
 def usage_list(

@@ -557,6 +557,7 @@ def data_rows(index: Index) -> dict[tuple[str, str], Any]:
 def qdrant_rows(index: Index) -> dict[tuple[str, str], Any]:
     """A Qdrant index's points read from its cluster with qdrant-client (the payload layout of
     gateway/qdrant_filters.py: `_ns`, `_id`, `m`)."""
+    assert index.cluster_id is not None
     cluster = Cluster.objects.unscoped().get(pk=index.cluster_id)
     rows: dict[tuple[str, str], Any] = {}
     with cluster_services.cluster_qdrant_client(cluster) as client:

@@ -26,6 +26,7 @@ from gateway.tests.conftest import (
     unique,
 )
 from provisioning.models import Index
+from provisioning.selectors import stored_vectors
 
 approx = pytest.approx
 
@@ -524,6 +525,8 @@ def test_describe_index_stats(world: World) -> None:
     assert filtered["totalVectorCount"] == 4
     none = world.stats(filter={"i": 99})
     assert none["namespaces"] == {} and none["totalVectorCount"] == 0
+    # What the usage API (`/usage/stored-vectors`) reports, wherever the index lives.
+    assert stored_vectors(tenant_id=world.tenant.id)[world.index.id] == 8
 
 
 # ============================================================================ hybrid

@@ -147,7 +147,7 @@ def test_pinecone_client_end_to_end(
     assert after.metadata == {"genre": "comedy", "year": 2020}
 
     # Pages of 2; id order on pgvector, point order on Qdrant (docs/qdrant-engine.md).
-    pages = [[v.id for v in page.vectors] for page in idx.list(limit=2)]
+    pages = [[str(v.id) for v in page.vectors] for page in idx.list(limit=2)]
     ordered = tenant.target != "qdrant"
     assert [len(p) for p in pages] == [2, 2]
     flat = sorted(i for page in pages for i in page)
@@ -156,7 +156,7 @@ def test_pinecone_client_end_to_end(
     assert len(first.vectors) == 3
     assert first.pagination is not None and first.pagination.next
     rest = idx.list_paginated(prefix="", limit=3, pagination_token=first.pagination.next)
-    assert sorted(v.id for v in [*first.vectors, *rest.vectors]) == list("abcs")
+    assert sorted(str(v.id) for v in [*first.vectors, *rest.vectors]) == list("abcs")
     assert not (rest.pagination and rest.pagination.next)
     assert [v.id for v in idx.list_paginated(prefix="b", limit=5).vectors] == ["b"]
 
