@@ -25,6 +25,8 @@ from urllib.parse import quote
 import psutil
 import psycopg
 import pytest
+from celery import Celery
+from django.db import transaction
 
 from provisioning import clusters
 from provisioning.drivers.local import LocalDriver
@@ -130,12 +132,22 @@ def _postmasters(data_dir: Path) -> list[psutil.Process]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_worker_killed_mid_provision_converges(broker: str, local_clusters: Path) -> None:
-    from controlplane.celery import app
-
+def test_worker_killed_mid_provision_converges(
+    broker: str, local_clusters: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = Path(tempfile.mkdtemp(prefix="vp-workers-"))
     workers = Workers(broker, folder)
-    saved = (app.conf.task_always_eager, app.conf.broker_url)
+    # The services queue tasks on commit through the project's Celery app, which runs them
+    # inline in this test session; here they go to the real broker instead, through a client
+    # app of their own (the session's app, its producer pool included, is left untouched).
+    sender = Celery("crash-test", broker=broker, set_as_current=False)
+
+    def enqueue(task_name: str, cluster_id: uuid.UUID) -> None:
+        transaction.on_commit(
+            lambda: sender.send_task(f"provisioning.tasks.{task_name}", args=[str(cluster_id)])
+        )
+
+    monkeypatch.setattr(clusters, "_enqueue", enqueue)
     cluster_id: uuid.UUID | None = None
     try:
         if True:  # the test database, in autocommit mode (transaction=True)
@@ -144,9 +156,6 @@ def test_worker_killed_mid_provision_converges(broker: str, local_clusters: Path
             while "ready." not in workers.log("first"):
                 assert first.poll() is None and time.monotonic() < deadline, workers.log("first")
                 time.sleep(0.1)
-            # This process sends the task to the real broker (not inline) for this test.
-            app.conf.task_always_eager = False
-            app.conf.broker_url = broker
             # The seeded plans (put back if a transactional test flushed them).
             seeds = importlib.import_module("tenants.migrations.0005_plan_cluster_limits")
             if not Plan.objects.filter(slug="pro").exists():
@@ -204,7 +213,7 @@ def test_worker_killed_mid_provision_converges(broker: str, local_clusters: Path
             with psycopg.connect(clusters.cluster_gateway_url(cluster), connect_timeout=5) as conn:
                 assert conn.execute("SELECT current_user").fetchone() == (config.GATEWAY_DB_USER,)
     finally:
-        app.conf.task_always_eager, app.conf.broker_url = saved
+        sender.close()
         workers.stop_all()
         if cluster_id is not None:
             row = Cluster.objects.unscoped().filter(pk=cluster_id).first()

@@ -181,7 +181,28 @@ def test_pinecone_older_body_and_refusals(tenant: Tenant) -> None:
         },
         format="json",
     )
-    assert pod.json()["error"]["code"] == "unsupported_combination"
+    # A pod (or byoc) deployment names a dedicated cluster in `environment`.
+    assert pod.json()["error"]["code"] == "validation_error"
+    unknown = pc.post(
+        "/indexes",
+        {
+            "name": "pod",
+            "schema": {"fields": {"_values": {"dimension": 4}}},
+            "deployment": {"deployment_type": "byoc", "environment": "no-such-cluster"},
+        },
+        format="json",
+    )
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+    other = pc.post(
+        "/indexes",
+        {
+            "name": "pod",
+            "schema": {"fields": {"_values": {"dimension": 4}}},
+            "deployment": {"deployment_type": "serverless-v2"},
+        },
+        format="json",
+    )
+    assert other.json()["error"]["code"] == "unsupported_combination"
     sparse = pc.post(
         "/indexes",
         {"name": "sp", "schema": {"fields": {"_sparse_values": {"type": "sparse_vector"}}}},
