@@ -134,7 +134,8 @@ def celery_worker(redis_broker: str) -> Iterator[str]:
 def test_real_worker_revokes_rotated_key(celery_worker: str, tenant: Tenant, owner: Any) -> None:
     old, _new = _rotate(tenant, owner, grace=1)
     time.sleep(1.1)
-    producer = Celery("vectorplane-test", broker=celery_worker)
+    # Not the current app: the shared tasks of the session must keep resolving to the project app.
+    producer = Celery("vectorplane-test", broker=celery_worker, set_as_current=False)
     try:
         producer.send_task("tenants.tasks.api_keys_revoke_expired_grace")
     finally:
