@@ -320,6 +320,59 @@ def service_dns(service: core.v1.Service, namespace: pulumi.Input[str]) -> pulum
     return pulumi.Output.concat(service.metadata.name, ".", namespace, ".svc.cluster.local")
 
 
+def engine_statefulset(
+    name: str,
+    args: EngineArgs,
+    *,
+    labels: dict[str, str],
+    selector: dict[str, str],
+    replicas: int,
+    service_name: pulumi.Input[str],
+    security: core.v1.PodSecurityContextArgs,
+    containers: list[core.v1.ContainerArgs],
+    volumes: list[core.v1.VolumeArgs],
+    claim: str,
+    opts: pulumi.ResourceOptions,
+    init_containers: list[core.v1.ContainerArgs] | None = None,
+) -> apps.v1.StatefulSet:
+    """The StatefulSet both engines run as: ordered start behind a headless Service, rolling
+    updates, claims deleted with the set but kept on scale-down, no service-account token, the
+    given pod security, anti-affinity when replicated, one data claim of the cluster's size."""
+    return apps.v1.StatefulSet(
+        name,
+        metadata=meta.v1.ObjectMetaArgs(
+            name=name, namespace=args.namespace, labels=labels, annotations=dict(SKIP_AWAIT)
+        ),
+        spec=apps.v1.StatefulSetSpecArgs(
+            replicas=replicas,
+            service_name=service_name,
+            pod_management_policy="OrderedReady",
+            update_strategy=apps.v1.StatefulSetUpdateStrategyArgs(type="RollingUpdate"),
+            persistent_volume_claim_retention_policy=(
+                apps.v1.StatefulSetPersistentVolumeClaimRetentionPolicyArgs(
+                    when_deleted="Delete", when_scaled="Retain"
+                )
+            ),
+            selector=meta.v1.LabelSelectorArgs(match_labels=selector),
+            template=core.v1.PodTemplateSpecArgs(
+                metadata=meta.v1.ObjectMetaArgs(labels=labels),
+                spec=core.v1.PodSpecArgs(
+                    automount_service_account_token=False,
+                    enable_service_links=False,
+                    termination_grace_period_seconds=60,
+                    security_context=security,
+                    affinity=anti_affinity(selector, replicas, args.anti_affinity),
+                    init_containers=init_containers,
+                    containers=containers,
+                    volumes=volumes,
+                ),
+            ),
+            volume_claim_templates=[data_claim(claim, args)],
+        ),
+        opts=opts,
+    )
+
+
 def disruption_budget(
     name: str,
     *,
@@ -701,46 +754,27 @@ class PgvectorCluster(pulumi.ComponentResource):
                 ports=[PG_PORT],
                 opts=child,
             )
-        self.statefulset = apps.v1.StatefulSet(
+        self.statefulset = engine_statefulset(
             rn,
-            metadata=meta.v1.ObjectMetaArgs(
-                name=rn, namespace=args.namespace, labels=labels, annotations=dict(SKIP_AWAIT)
-            ),
-            spec=apps.v1.StatefulSetSpecArgs(
-                replicas=replicas,
-                service_name=headless_name,
-                pod_management_policy="OrderedReady",
-                update_strategy=apps.v1.StatefulSetUpdateStrategyArgs(type="RollingUpdate"),
-                persistent_volume_claim_retention_policy=(
-                    apps.v1.StatefulSetPersistentVolumeClaimRetentionPolicyArgs(
-                        when_deleted="Delete", when_scaled="Retain"
-                    )
-                ),
-                selector=meta.v1.LabelSelectorArgs(match_labels=selector),
-                template=core.v1.PodTemplateSpecArgs(
-                    metadata=meta.v1.ObjectMetaArgs(labels=labels),
-                    spec=core.v1.PodSpecArgs(
-                        automount_service_account_token=False,
-                        enable_service_links=False,
-                        termination_grace_period_seconds=60,
-                        security_context=pod_security(PG_UID, PG_UID, PG_UID),
-                        affinity=anti_affinity(selector, replicas, args.anti_affinity),
-                        init_containers=init_containers,
-                        containers=[postgres],
-                        volumes=[
-                            empty_dir("run"),
-                            empty_dir("tmp"),
-                            core.v1.VolumeArgs(
-                                name="initdb",
-                                config_map=core.v1.ConfigMapVolumeSourceArgs(
-                                    name=self.init_script.metadata.name
-                                ),
-                            ),
-                        ],
+            args,
+            labels=labels,
+            selector=selector,
+            replicas=replicas,
+            service_name=headless_name,
+            security=pod_security(PG_UID, PG_UID, PG_UID),
+            init_containers=init_containers,
+            containers=[postgres],
+            volumes=[
+                empty_dir("run"),
+                empty_dir("tmp"),
+                core.v1.VolumeArgs(
+                    name="initdb",
+                    config_map=core.v1.ConfigMapVolumeSourceArgs(
+                        name=self.init_script.metadata.name
                     ),
                 ),
-                volume_claim_templates=[data_claim("data", args)],
-            ),
+            ],
+            claim="data",
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.headless]),
         )
         self.pdb = disruption_budget(
@@ -1017,36 +1051,17 @@ class QdrantCluster(pulumi.ComponentResource):
                 core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),  # noqa: S108
             ],
         )
-        self.statefulset = apps.v1.StatefulSet(
+        self.statefulset = engine_statefulset(
             rn,
-            metadata=meta.v1.ObjectMetaArgs(
-                name=rn, namespace=args.namespace, labels=labels, annotations=dict(SKIP_AWAIT)
-            ),
-            spec=apps.v1.StatefulSetSpecArgs(
-                replicas=replicas,
-                service_name=headless_name,
-                pod_management_policy="OrderedReady",
-                update_strategy=apps.v1.StatefulSetUpdateStrategyArgs(type="RollingUpdate"),
-                persistent_volume_claim_retention_policy=(
-                    apps.v1.StatefulSetPersistentVolumeClaimRetentionPolicyArgs(
-                        when_deleted="Delete", when_scaled="Retain"
-                    )
-                ),
-                selector=meta.v1.LabelSelectorArgs(match_labels=selector),
-                template=core.v1.PodTemplateSpecArgs(
-                    metadata=meta.v1.ObjectMetaArgs(labels=labels),
-                    spec=core.v1.PodSpecArgs(
-                        automount_service_account_token=False,
-                        enable_service_links=False,
-                        termination_grace_period_seconds=60,
-                        security_context=pod_security(QDRANT_UID, QDRANT_GID, QDRANT_FS_GROUP),
-                        affinity=anti_affinity(selector, replicas, args.anti_affinity),
-                        containers=[qdrant],
-                        volumes=[empty_dir("snapshots"), empty_dir("init"), empty_dir("tmp")],
-                    ),
-                ),
-                volume_claim_templates=[data_claim("storage", args)],
-            ),
+            args,
+            labels=labels,
+            selector=selector,
+            replicas=replicas,
+            service_name=headless_name,
+            security=pod_security(QDRANT_UID, QDRANT_GID, QDRANT_FS_GROUP),
+            containers=[qdrant],
+            volumes=[empty_dir("snapshots"), empty_dir("init"), empty_dir("tmp")],
+            claim="storage",
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.headless]),
         )
         self.pdb = disruption_budget(
