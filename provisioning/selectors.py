@@ -8,6 +8,7 @@ from datetime import datetime
 from django.db.models import QuerySet
 
 from controlplane.errors import NotFoundError
+from tenants.scoping import tenant_scope
 from vectorplane import config
 
 from .models import Cluster, ClusterStatus, Index, IndexStatus, UsageRecord
@@ -39,13 +40,19 @@ def index_host(index: Index, *, tenant_slug: str) -> str:
 def stored_vectors(*, tenant_id: uuid.UUID) -> dict[uuid.UUID, int]:
     """Vectors stored per index right now: the shared tier's and each dedicated pgvector
     cluster's namespace_stats, and each Qdrant collection's exact point count."""
+
+    with tenant_scope(tenant_id):
+        return _stored_vectors(tenant_id)
+
+
+def _stored_vectors(tenant_id: uuid.UUID) -> dict[uuid.UUID, int]:
     from . import shared_tier
     from .clusters import cluster_pg_url, cluster_qdrant_client
 
     counts: dict[uuid.UUID, int] = {}
     urls: list[str | None] = [None]
     qdrant: list[Cluster] = []
-    for cluster in cluster_list().filter(tenant_id=tenant_id, status=ClusterStatus.READY):
+    for cluster in cluster_list().filter(status=ClusterStatus.READY):
         if cluster.engine == "qdrant":
             qdrant.append(cluster)
         else:

@@ -43,6 +43,7 @@ from provisioning.models import Cluster, Index
 from tenants import services as tenant_services
 from tenants.actors import Actor
 from tenants.models import ApiKey, Plan, Scope, Tenant
+from tenants.scoping import tenant_scope
 from tenants.selectors import tenant_effective_limits
 from tenants.tests.factories import UserFactory
 from vectorplane import config
@@ -487,9 +488,15 @@ class Platform:
         return ctx
 
     def release(self) -> None:
-        """Give the test's dedicated clusters back to the session's pool."""
+        """Give the test's dedicated clusters back to the session's pool, emptied of the test's
+        indexes (a cluster belongs to one tenant for life; its vector quota counts all of it)."""
         for ctx in self.tenants:
             if ctx.cluster is not None:
+                with tenant_scope(ctx.tenant.id):
+                    live = Index.objects.filter(cluster=ctx.cluster).exclude(status="deleted")
+                    live.update(deletion_protection=False)
+                    for index in live:
+                        ctx.delete_index(index)
                 _FREE_CLUSTERS.setdefault(ctx.cluster.engine, []).append(ctx.cluster)
                 ctx.cluster = None
 

@@ -349,7 +349,11 @@ def test_hostile_strings_are_plain_data(gateway: Gateway, platform: Platform) ->
                 f"{base}/vectors/list", key, params={"namespace": s, "paginationToken": _token(s)}
             ),
         )
-        assert [v["id"] for v in after["vectors"]] == sorted(i for i in (s, f"other-{n}") if i > s)
+        after_ids = [v["id"] for v in after["vectors"]]
+        if index.engine == "pgvector":
+            assert after_ids == sorted(i for i in (s, f"other-{n}") if i > s)
+        else:  # Qdrant lists in point order: the token is a position in it, never the data
+            assert s not in after_ids and set(after_ids) <= {f"other-{n}"}
         ok(
             "update",
             gateway.post(
