@@ -346,7 +346,7 @@ def test_the_program_gets_the_gateway_selector_and_images_from_the_environment(
 ) -> None:
     monkeypatch.setenv("VECTORPLANE_GATEWAY_NAMESPACE", "platform")
     monkeypatch.setenv("VECTORPLANE_GATEWAY_POD_LABELS", "app=gateway, tier=data")
-    monkeypatch.setenv("VECTORPLANE_IMAGE_QDRANT", "registry.local/qdrant:v1.17.0")
+    monkeypatch.setenv("VECTORPLANE_IMAGE_QDRANT", "registry.local/qdrant:v1.19.0")
     harness = Harness()
     spec = make_spec()
     harness.driver.apply(spec)
@@ -362,7 +362,7 @@ def test_the_program_gets_the_gateway_selector_and_images_from_the_environment(
         }
     ]
     pod = deployed.one("StatefulSet").inputs["spec"]["template"]["spec"]
-    assert pod["containers"][0]["image"] == "registry.local/qdrant:v1.17.0"
+    assert pod["containers"][0]["image"] == "registry.local/qdrant:v1.19.0"
 
 
 def test_apply_twice_keeps_one_stack(env: Path) -> None:
