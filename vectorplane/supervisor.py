@@ -8,8 +8,9 @@
 Every child runs in its own session (hence its own process group) with stdin from /dev/null and
 stdout+stderr piped back to us; each line is re-printed as `name   | line` (the name coloured
 when our stdout is a terminal and NO_COLOR is unset). Ctrl-C reaches only us, so the shutdown
-is ours: on SIGINT/SIGTERM/SIGHUP, or as soon as any child exits, every child's process group
-gets SIGTERM, then SIGKILL after `stop_timeout` seconds (at once on a second signal). Children
+is ours: on SIGINT/SIGTERM/SIGHUP, or as soon as any child exits, every child gets SIGTERM (its
+process leader, which stops its own workers), then its whole process group SIGKILL after
+`stop_timeout` seconds (at once on a second signal). Children
 marked `stop_last` (the broker) are stopped only after the others.
 
 Exit code of `wait()`: when a child exits on its own, that child's code (128+N if killed by
@@ -256,7 +257,7 @@ class Supervisor:
         return 0 if clean else 1
 
     def shutdown(self) -> bool:
-        """SIGTERM every child's group, SIGKILL after the grace period; idempotent.
+        """SIGTERM every child, SIGKILL its group after the grace period; idempotent.
 
         Returns True if every child still running stopped in time with a clean status.
         """
@@ -286,7 +287,11 @@ class Supervisor:
     def _terminate(self, children: list[_Child], deadline: float | None = None) -> bool:
         """Stop the given children's process groups. False if SIGKILL was needed."""
         for child in children:
-            _signal_group(child.process, signal.SIGTERM)
+            # The leader only: it stops its own workers (granian, Celery). Signalling the whole
+            # group raced them against it, and granian's leader then reported the worker's exit
+            # as unexpected (status 1). Whatever is left in the group is killed below.
+            with contextlib.suppress(ProcessLookupError):
+                child.process.send_signal(signal.SIGTERM)
         if deadline is None:
             deadline = time.monotonic() + self.stop_timeout
         pending = [c for c in children if c.process.poll() is None]
