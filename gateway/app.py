@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
+import psycopg
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -32,6 +33,8 @@ from prometheus_client import (
     generate_latest,
 )
 from psycopg import sql
+from psycopg_pool import PoolTimeout
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -43,6 +46,7 @@ from . import filters
 from .errors import GatewayError, bad_request, not_found_index
 from .filters import Compiled, FilterError
 from .metering import Meter
+from .qdrant_store import QdrantStore  # at start: qdrant-client takes ~1 s to import
 from .registry import ClusterInfo, IndexInfo, KeyInfo, Registry
 from .store import (
     MetadataTooLarge,
@@ -179,8 +183,6 @@ class Gateway:
         credentials = crypto.decrypt_json(cluster.credentials_encrypted)
         endpoint = cluster.endpoint
         if cluster.engine == "qdrant":
-            from .qdrant_store import QdrantStore
-
             qdrant = QdrantStore(endpoint["url"], credentials["api_key"])
             await qdrant.open()
             return qdrant
@@ -767,6 +769,7 @@ async def dispatch(
     _method, _path, scope, handler = OPERATIONS[operation]
     started = time.perf_counter()
     status = 500
+    dedicated = False
     try:
         key = await gw.authenticate(request)
         if index_name is None:
@@ -794,6 +797,7 @@ async def dispatch(
         index = await gw.registry.index(key.tenant_id, index_name)
         if index is None:
             raise not_found_index(index_name)
+        dedicated = index.cluster_id is not None
         body = await _body(request) if request.method == "POST" else {}
         store = gw.store if index.cluster_id is None else await gw.backend(index)
         ctx = Context(key=key, index=index, body=body, store=store)
@@ -802,13 +806,43 @@ async def dispatch(
             gw.meter.record(index, requests=1, **ctx.usage)
     except GatewayError as exc:
         response = exc.response()
-    except Exception:
-        logger.exception("gateway error in %s", operation)
-        response = GatewayError(500, "internal_error", "An internal error occurred.").response()
+    except Exception as exc:
+        unavailable = _unavailable(exc, index_name, dedicated)
+        if unavailable is not None:
+            logger.warning("gateway %s: %s: %s", operation, type(exc).__name__, exc)
+            response = unavailable.response()
+        else:
+            logger.exception("gateway error in %s", operation)
+            response = GatewayError(
+                500, "internal_error", "An internal error occurred."
+            ).response()
     status = response.status_code
     gw.requests.labels(operation, str(status)).inc()
     gw.latency.labels(operation, str(status)).observe(time.perf_counter() - started)
     return response
+
+
+def _unavailable(exc: Exception, index_name: str | None, dedicated: bool) -> GatewayError | None:
+    """A 503 for a vector database that does not answer (down, restarting, overloaded past
+    its timeout) — the client should retry — rather than a 500 for a bug."""
+    status = getattr(exc, "status_code", None)
+    if isinstance(exc, ResponseHandlingException) or (
+        isinstance(exc, UnexpectedResponse) and status is not None and status >= 500
+    ) or (dedicated and isinstance(exc, psycopg.OperationalError | PoolTimeout)):
+        return GatewayError(
+            503,
+            "cluster_unavailable",
+            "The index's cluster does not answer; try again shortly.",
+            {"index": index_name},
+        )
+    if isinstance(exc, psycopg.OperationalError | PoolTimeout):
+        return GatewayError(
+            503,
+            "data_plane_unavailable",
+            "The vector database does not answer; try again shortly.",
+            {"index": index_name},
+        )
+    return None
 
 
 def _route(operation: str, *, path_form: bool) -> Callable[[Request], Awaitable[Response]]:

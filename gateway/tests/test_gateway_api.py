@@ -10,6 +10,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -23,8 +24,12 @@ from gateway.tests.conftest import (
     data_rows,
     dot,
     on_target,
+    poll,
     unique,
 )
+from provisioning import clusters as cluster_services
+from provisioning import tasks
+from provisioning.drivers.local import LocalDriver
 from provisioning.models import Index
 from provisioning.selectors import stored_vectors
 
@@ -729,3 +734,34 @@ def test_latency_histogram_is_labelled_by_status(world: World) -> None:
         if name == "vectorplane_gateway_request_seconds_count"
     ]
     assert {"operation": "upsert", "status": "200"} in labels
+
+
+# ============================================================================ cluster down
+
+
+def test_a_stopped_cluster_answers_503_then_recovers(world: World) -> None:
+    """A dedicated cluster whose server is down answers 503 `cluster_unavailable` (retry),
+    never a 500; once it is back (what the reconcile task does) requests succeed again."""
+    if world.tenant.target == "shared":
+        pytest.skip("the shared tier is the gateway's own database (its outage: /readyz)")
+    world.upsert([{"id": "a", "values": [1, 2, 3]}])
+    cluster = world.tenant.dedicated()
+    spec = cluster_services.spec_for(cluster)
+    driver = LocalDriver()
+    driver.stop(spec)
+    try:
+        response = world.gw.post(f"/v1/indexes/{world.name}/query", world.key,
+                                 {"vector": [1, 2, 3], "topK": 1})  # fmt: skip
+        assert assert_error(response, 503, "cluster_unavailable") == {"index": world.name}
+    finally:
+        # The reconcile task sees the drift and starts the cluster again (inline here).
+        assert tasks.clusters_reconcile(inline=True)["drifted"] >= 1
+    assert driver.observe(spec).state == "ready"
+
+    def query() -> httpx.Response:
+        return world.gw.post(f"/v1/indexes/{world.name}/query", world.key,
+                             {"vector": [1, 2, 3], "topK": 1})  # fmt: skip
+
+    # Connections broken by the restart are dropped as they fail: a few 503s at most.
+    response, _elapsed = poll(query, lambda r: r.status_code == 200, timeout=30)
+    assert [m["id"] for m in response.json()["matches"]] == ["a"]

@@ -62,7 +62,11 @@ def _free_port() -> int:
 
 
 def _port_free(port: int) -> bool:
+    """Whether a server could listen on the port now. With SO_REUSEADDR, as servers bind
+    (PostgreSQL, granian): the closed connections of a stopped server linger in TIME_WAIT and
+    must not make its own port look taken (the endpoint would then move on every restart)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
