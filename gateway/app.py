@@ -155,7 +155,7 @@ class Gateway:
                 f"The index's cluster is {cluster.status}; try again when it is ready.",
                 {"index": index.name, "cluster_status": cluster.status},
             )
-        fingerprint = orjson.dumps(cluster.endpoint, option=orjson.OPT_SORT_KEYS).decode()
+        fingerprint = cluster.fingerprint
         current = self.backends.get(cluster.id)
         if current is not None and current.fingerprint == fingerprint:
             return current.store

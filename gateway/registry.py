@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
@@ -87,6 +88,8 @@ class ClusterInfo:
     endpoint: dict[str, Any]
     credentials_encrypted: str
     generation: int
+    # Where it answers, as one string: the gateway remakes a cluster's store when it changes.
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)
@@ -254,7 +257,10 @@ class Registry:
                     (cluster_id,),
                 )
             ).fetchone()
-        info = ClusterInfo(**row) if row is not None else None
+        info = None
+        if row is not None:
+            endpoint = orjson.dumps(row["endpoint"], option=orjson.OPT_SORT_KEYS).decode()
+            info = ClusterInfo(**row, fingerprint=endpoint)
         self._clusters[cluster_id] = _Entry(info, time.monotonic())
         return info
 
