@@ -328,13 +328,22 @@ class LocalDriver:
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        try:
-            psutil.Process(pid).wait(timeout=15)
-        except psutil.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        except psutil.NoSuchProcess:
-            pass
+        ours = next((child for child in _CHILDREN if child.pid == pid), None)
+        if ours is not None:  # reaped through its Popen, which then knows it has ended
+            try:
+                ours.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                ours.kill()
+                ours.wait(timeout=10)
+            _CHILDREN.remove(ours)
+        else:
+            try:
+                psutil.Process(pid).wait(timeout=15)
+            except psutil.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            except psutil.NoSuchProcess:
+                pass
         with contextlib.suppress(FileNotFoundError):
             (folder / "qdrant.pid").unlink()
 
