@@ -57,7 +57,7 @@ from typing import Any, Final, TypeAlias
 from qdrant_client import models
 
 from .errors import GatewayError
-from .filters import Compiled, _Bool, _Eq, _Exists, _Node, _number, _Range
+from .filters import Compiled, _Bool, _Eq, _Exists, _is_number, _Node, _number, _Range
 
 __all__ = [
     "BIG",
@@ -112,16 +112,6 @@ def canonical(number: Decimal) -> str:
     if number.is_zero():
         return "0"
     return str(number.normalize(_EXACT))
-
-
-def _is_number(value: object) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return True
-    if isinstance(value, float):
-        return math.isfinite(value)
-    return isinstance(value, Decimal) and value.is_finite()
 
 
 def _scalar_token(value: object) -> str | None:

@@ -14,7 +14,6 @@ indexes with a random suffix, and the test databases are dropped with the sessio
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import logging
 import math
@@ -516,18 +515,14 @@ def platform(django_db_blocker: Any, gateway: Gateway) -> Iterator[Platform]:
         yield Platform(operator=operator)
 
 
-@contextlib.contextmanager
-def on_target(platform: Platform, target: str) -> Iterator[Platform]:
-    """The conformance suite: a module overrides `platform` with one parametrised over
-    TARGETS (shared pgvector tier, dedicated pgvector cluster, dedicated Qdrant cluster)::
+def conformance(platform: Platform, request: pytest.FixtureRequest) -> Iterator[Platform]:
+    """The conformance suite: `platform` once per target of TARGETS (shared pgvector tier,
+    dedicated pgvector cluster, dedicated Qdrant cluster). A module opts in with one line,
 
-        @pytest.fixture(params=TARGETS)
-        def platform(platform, request):
-            with on_target(platform, request.param):
-                yield platform
+        platform = pytest.fixture(params=TARGETS, name="platform")(conformance)
 
-    and every test of the module runs on each."""
-    platform.target = target
+    (an override of `platform` that takes the conftest's), and every test of it runs on each."""
+    platform.target = request.param
     try:
         yield platform
     finally:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -20,10 +19,10 @@ from gateway.tests.conftest import (
     Platform,
     TenantCtx,
     assert_error,
+    conformance,
     cosine,
     data_rows,
     dot,
-    on_target,
     poll,
     unique,
 )
@@ -36,11 +35,8 @@ from provisioning.selectors import stored_vectors
 approx = pytest.approx
 
 
-@pytest.fixture(params=TARGETS)
-def platform(platform: Platform, request: pytest.FixtureRequest) -> Iterator[Platform]:
-    """Part of the conformance suite: every test here runs on each target."""
-    with on_target(platform, request.param):
-        yield platform
+# Part of the conformance suite: every test here runs on each target.
+platform = pytest.fixture(params=TARGETS, name="platform")(conformance)
 
 
 class World:

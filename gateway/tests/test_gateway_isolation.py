@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -24,8 +24,8 @@ from gateway.tests.conftest import (
     Platform,
     TenantCtx,
     assert_error,
+    conformance,
     data_rows,
-    on_target,
     poll,
     unique,
 )
@@ -34,12 +34,8 @@ from tenants import services as tenant_services
 from tenants.models import ApiKey, Scope
 from tenants.scoping import tenant_scope
 
-
-@pytest.fixture(params=TARGETS)
-def platform(platform: Platform, request: pytest.FixtureRequest) -> Iterator[Platform]:
-    """Part of the conformance suite: every test here runs on each target."""
-    with on_target(platform, request.param):
-        yield platform
+# Part of the conformance suite: every test here runs on each target.
+platform = pytest.fixture(params=TARGETS, name="platform")(conformance)
 
 
 OPERATIONS = list(OPERATION_ROUTES)

@@ -20,19 +20,15 @@ from gateway.tests.conftest import (
     Platform,
     TenantCtx,
     assert_error,
+    conformance,
     data_rows,
-    on_target,
     pg_owner_url,
     poll,
 )
 from provisioning.models import Index
 
-
-@pytest.fixture(params=TARGETS)
-def platform(platform: Platform, request: pytest.FixtureRequest) -> Iterator[Platform]:
-    """Part of the conformance suite: every test here runs on each target."""
-    with on_target(platform, request.param):
-        yield platform
+# Part of the conformance suite: every test here runs on each target.
+platform = pytest.fixture(params=TARGETS, name="platform")(conformance)
 
 
 

@@ -28,8 +28,8 @@ from gateway.tests.conftest import (
     Platform,
     Server,
     TenantCtx,
+    conformance,
     data_rows,
-    on_target,
     unique,
 )
 from provisioning.models import Index
@@ -39,12 +39,8 @@ from tenants.scoping import tenant_scope
 approx = pytest.approx
 
 
-@pytest.fixture(params=TARGETS)
-def platform(platform: Platform, request: pytest.FixtureRequest) -> Iterator[Platform]:
-    """Part of the conformance suite: every test here runs on each target. On a dedicated
-    target the client creates its indexes with `spec=ByocSpec(environment=<cluster name>)`."""
-    with on_target(platform, request.param):
-        yield platform
+# Part of the conformance suite: every test here runs on each target.
+platform = pytest.fixture(params=TARGETS, name="platform")(conformance)
 
 
 def where(tenant: TenantCtx) -> ServerlessSpec | ByocSpec:
