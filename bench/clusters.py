@@ -52,7 +52,6 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import httpx
@@ -1454,22 +1453,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=150.0,
         help="seconds to wait for autovacuum to ANALYZE the pgvector table",
     )
-    p.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
-    p.add_argument("--keep", action="store_true", help="keep the state folders")
-    args = p.parse_args(argv)
-    unknown = sorted(set(args.benchmarks) - set(BENCHMARKS))
-    if unknown:
-        p.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
-    if args.quick:
-        for name, value in QUICK.items():
-            if getattr(args, name) == p.get_default(name):
-                setattr(args, name, value)
-    args.benchmarks = [b for b in BENCHMARKS if b in args.benchmarks] or list(BENCHMARKS)
-    return args
-
-
-def _interrupt(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+    return dp.finish_args(p, argv, BENCHMARKS, QUICK)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1477,7 +1461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return agent_main(sys.argv[2])
     args = parse_args(argv)
     for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _interrupt)
+        signal.signal(signum, dp._interrupt)
     started = time.monotonic()
     command = " ".join([".venv/bin/python", "bench/clusters.py", *sys.argv[1:]])
     try:

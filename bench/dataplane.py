@@ -2330,17 +2330,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     g.add_argument("--revocations", type=positive, default=50)
     g.add_argument("--revocation-conns", type=positive, default=2)
     g.add_argument("--revocation-deadline", type=float, default=10.0)
+    return finish_args(p, argv, BENCHMARKS, QUICK)
+
+
+def finish_args(
+    p: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    benchmarks: Sequence[str],
+    quick: dict[str, Any],
+) -> argparse.Namespace:
+    """The options every bench script ends with (`--output-dir`, `--keep`), then: refuse
+    unknown benchmark names, apply `--quick` sizes to options left at their defaults, and keep
+    the chosen benchmarks in their order (all of them when none is named)."""
     p.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
     p.add_argument("--keep", action="store_true", help="keep the state folders")
     args = p.parse_args(argv)
-    unknown = sorted(set(args.benchmarks) - set(BENCHMARKS))
+    unknown = sorted(set(args.benchmarks) - set(benchmarks))
     if unknown:
-        p.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+        p.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(benchmarks)}")
     if args.quick:
-        for name, value in QUICK.items():
+        for name, value in quick.items():
             if getattr(args, name) == p.get_default(name):
                 setattr(args, name, value)
-    args.benchmarks = [b for b in BENCHMARKS if b in args.benchmarks] or list(BENCHMARKS)
+    args.benchmarks = [b for b in benchmarks if b in args.benchmarks] or list(benchmarks)
     return args
 
 
