@@ -15,7 +15,7 @@ from controlplane.api.serializers import StrictInputSerializer
 from controlplane.api.views import TenantAPIView
 from tenants.models import Engine, Role
 
-from . import clusters, selectors
+from . import clusters, selectors, services
 from .models import CLUSTER_SIZES, Cluster, ClusterDriver, ClusterStatus
 
 CLUSTER_ERRORS = errors(400, 401, 403, 404)
@@ -46,7 +46,7 @@ class ClusterOutput(serializers.Serializer[Any]):
 
 
 class ClusterCreateInput(StrictInputSerializer):
-    name = serializers.RegexField(r"^[a-z0-9](?:[a-z0-9-]{0,43}[a-z0-9])?$", max_length=45)
+    name = serializers.RegexField(services.INDEX_NAME_RE.pattern, max_length=45)
     engine = serializers.ChoiceField(Engine.choices)
     size = serializers.ChoiceField(sorted(CLUSTER_SIZES))
     replicas = serializers.IntegerField(min_value=1, max_value=10, default=1)

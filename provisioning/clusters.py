@@ -140,16 +140,11 @@ def cluster_create(
     size: str,
     replicas: int = 1,
 ) -> Cluster:
-    from .services import INDEX_NAME_RE
+    from .services import check_name
 
     _require_role(actor=actor, tenant=tenant, minimum=Role.ADMIN)
     _require_active(tenant)
-    if not INDEX_NAME_RE.match(name):
-        raise ApplicationError(
-            "invalid_cluster_name",
-            "A cluster name is 1-45 lowercase letters, digits and inner hyphens.",
-            details={"name": name},
-        )
+    check_name(name, "cluster")
     if engine not in Engine.values:
         raise ApplicationError("validation_error", "Unknown engine.", details={"engine": engine})
     with transaction.atomic(), tenant_scope(tenant.id):

@@ -29,6 +29,17 @@ MAX_VECTOR_DIMENSION = 2000  # pgvector HNSW limit for `vector`
 MAX_HALFVEC_DIMENSION = 4000  # pgvector HNSW limit for `halfvec`
 
 
+def check_name(name: str, what: str) -> None:
+    """Index and cluster names: 1-45 lowercase letters, digits and inner hyphens (DNS-safe,
+    so they fit host names and Kubernetes labels). Raises `invalid_<what>_name`."""
+    if not INDEX_NAME_RE.match(name):
+        raise ApplicationError(
+            f"invalid_{what}_name",
+            f"A {what} name is 1-45 lowercase letters, digits and inner hyphens.",
+            details={"name": name},
+        )
+
+
 def _label(index: Index) -> str:
     return index.name
 
@@ -64,12 +75,7 @@ def index_create(
 ) -> Index:
     _require_role(actor=actor, tenant=tenant, minimum=Role.MEMBER)
     _require_active(tenant)
-    if not INDEX_NAME_RE.match(name):
-        raise ApplicationError(
-            "invalid_index_name",
-            "An index name is 1-45 lowercase letters, digits and inner hyphens.",
-            details={"name": name},
-        )
+    check_name(name, "index")
     if metric not in Metric.values:
         raise ApplicationError("validation_error", "Unknown metric.", details={"metric": metric})
     limits = tenant_effective_limits(tenant=tenant).limits
