@@ -23,7 +23,6 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
-import psycopg
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -33,14 +32,13 @@ from prometheus_client import (
     generate_latest,
 )
 from psycopg import sql
-from psycopg_pool import PoolTimeout
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from vectorplane import config, crypto, names
+from vectorplane import config, crypto, names, pgerrors
 
 from . import filters
 from . import validation as v
@@ -642,22 +640,11 @@ async def dispatch(
     return response
 
 
-# SQLSTATEs meaning "the database does not answer (now)": connection exceptions (class 08),
-# the server shutting down or starting (57P01-57P03), insufficient resources (class 53: too
-# many connections, out of memory or disk). Anything else the database says was caused by the
-# request or is a bug: never a "retry" 503.
-_UNAVAILABLE_STATES = ("08", "53", "57P01", "57P02", "57P03")
 _UNAVAILABLE_HTTP = frozenset({429, 502, 503, 504})
 
 
 def _database_down(exc: BaseException) -> bool:
-    if isinstance(exc, PoolTimeout):
-        return True
-    if isinstance(exc, psycopg.OperationalError):
-        state = exc.sqlstate
-        # No SQLSTATE: the connection failed or was lost (refused, reset, closed).
-        return state is None or state.startswith(_UNAVAILABLE_STATES)
-    if isinstance(exc, psycopg.InterfaceError):  # a connection closed under us
+    if pgerrors.unavailable(exc):
         return True
     if isinstance(exc, ResponseHandlingException):  # Qdrant unreachable or timed out
         return True

@@ -11,9 +11,10 @@ from rest_framework.response import Response
 
 from controlplane.api.pagination import PAGINATION_PARAMETERS, paginate, paginated
 from controlplane.api.schema import errors
-from controlplane.api.serializers import StrictInputSerializer
+from controlplane.api.serializers import QueryInputSerializer, StrictInputSerializer
 from controlplane.api.views import TenantAPIView
 from tenants.models import Engine, Role, Tier
+from vectorplane import names
 
 from . import selectors, services
 from .models import Index, Metric
@@ -53,7 +54,7 @@ class IndexOutput(serializers.Serializer[Any]):
 
 
 class IndexCreateInput(StrictInputSerializer):
-    name = serializers.RegexField(services.INDEX_NAME_RE.pattern, max_length=45)
+    name = serializers.RegexField(names.NAME_PATTERN, max_length=names.MAX_NAME_LENGTH)
     dimension = serializers.IntegerField(min_value=1, max_value=65536)
     metric = serializers.ChoiceField(Metric.choices, default=Metric.COSINE)
     engine = serializers.ChoiceField(Engine.choices, default=Engine.PGVECTOR)
@@ -181,7 +182,7 @@ class UsageRowOutput(serializers.Serializer[Any]):
     vectors_deleted = serializers.IntegerField()
 
 
-class UsageFilterInput(StrictInputSerializer):
+class UsageFilterInput(QueryInputSerializer):
     cursor = serializers.CharField(required=False)
     limit = serializers.IntegerField(required=False)
     since = serializers.DateTimeField(required=False)

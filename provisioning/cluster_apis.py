@@ -14,8 +14,9 @@ from controlplane.api.schema import errors
 from controlplane.api.serializers import StrictInputSerializer
 from controlplane.api.views import TenantAPIView
 from tenants.models import Engine, Role
+from vectorplane import names
 
-from . import clusters, selectors, services
+from . import clusters, selectors
 from .models import CLUSTER_SIZES, Cluster, ClusterDriver, ClusterStatus
 
 CLUSTER_ERRORS = errors(400, 401, 403, 404)
@@ -46,7 +47,7 @@ class ClusterOutput(serializers.Serializer[Any]):
 
 
 class ClusterCreateInput(StrictInputSerializer):
-    name = serializers.RegexField(services.INDEX_NAME_RE.pattern, max_length=45)
+    name = serializers.RegexField(names.NAME_PATTERN, max_length=names.MAX_NAME_LENGTH)
     engine = serializers.ChoiceField(Engine.choices)
     size = serializers.ChoiceField(sorted(CLUSTER_SIZES))
     replicas = serializers.IntegerField(min_value=1, max_value=10, default=1)

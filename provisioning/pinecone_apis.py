@@ -251,7 +251,9 @@ class PineconeIndexDetailApi(_PineconeView):
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT), **PINECONE_ERRORS},
     )
     def patch(self, request: Request, index_name: str) -> Response:
-        body = request.data if isinstance(request.data, dict) else {}
+        body = request.data
+        if not isinstance(body, dict):
+            raise _bad("The body must be a JSON object.")
         unknown = sorted(set(body) - {"deletion_protection", "tags", "deployment", "read_capacity"})
         if unknown:
             raise ApplicationError("unknown_field", f"Unknown field {unknown[0]!r}.",

@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 
 from controlplane.errors import NotFoundError
 from tenants.scoping import tenant_scope
-from vectorplane import config
+from vectorplane import config, names
 
 from .models import Cluster, ClusterStatus, Index, IndexStatus, UsageRecord
 
@@ -19,7 +19,8 @@ def index_list() -> QuerySet[Index]:
 
 
 def index_get(*, name: str) -> Index:
-    index = index_list().filter(name=name).first()
+    # A name that breaks the rules cannot exist (and NUL cannot reach PostgreSQL's text).
+    index = index_list().filter(name=name).first() if names.is_name(name) else None
     if index is None:
         raise NotFoundError("index", details={"index": name})
     return index
@@ -92,7 +93,7 @@ def cluster_list() -> QuerySet[Cluster]:
 
 
 def cluster_get(*, name: str) -> Cluster:
-    cluster = cluster_list().filter(name=name).first()
+    cluster = cluster_list().filter(name=name).first() if names.is_name(name) else None
     if cluster is None:
         raise NotFoundError("cluster", details={"cluster": name})
     return cluster

@@ -16,6 +16,7 @@ from tenants.models import Engine, Role, Tenant, Tier
 from tenants.scoping import tenant_scope
 from tenants.selectors import tenant_effective_limits
 from tenants.services import _lock_tenant, _require_active, _require_role, audit_record
+from vectorplane import names, pgerrors
 
 from . import shared_tier
 from .clusters import cluster_pg_url, cluster_qdrant_client
@@ -24,7 +25,6 @@ from .models import ClusterStatus, Index, IndexStatus, Metric, VectorType
 if TYPE_CHECKING:
     from .models import Cluster
 
-INDEX_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,43}[a-z0-9])?$")
 MAX_VECTOR_DIMENSION = 2000  # pgvector HNSW limit for `vector`
 MAX_HALFVEC_DIMENSION = 4000  # pgvector HNSW limit for `halfvec`
 
@@ -32,12 +32,49 @@ MAX_HALFVEC_DIMENSION = 4000  # pgvector HNSW limit for `halfvec`
 def check_name(name: str, what: str) -> None:
     """Index and cluster names: 1-45 lowercase letters, digits and inner hyphens (DNS-safe,
     so they fit host names and Kubernetes labels). Raises `invalid_<what>_name`."""
-    if not INDEX_NAME_RE.match(name):
+    if not names.is_name(name):
         raise ApplicationError(
             f"invalid_{what}_name",
             f"A {what} name is 1-45 lowercase letters, digits and inner hyphens.",
             details={"name": name},
         )
+
+
+MAX_TAGS = 20
+MAX_TAG_KEY_LENGTH = 80
+MAX_TAG_VALUE_LENGTH = 120
+_TAG_KEY = re.compile(r"[A-Za-z0-9_-]{1,80}")
+
+
+def check_tags(tags: object, *, allow_empty_values: bool) -> dict[str, str]:
+    """An index's tags (Pinecone's rules): at most 20, keys 1-80 letters, digits, `_` and
+    `-`, values strings of at most 120 characters without NUL (`""` removes a tag when
+    configuring). Raises `validation_error` naming the offending tag."""
+    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+        raise ApplicationError(
+            "validation_error", "tags map strings to strings.", details={"field": "tags"}
+        )
+    if len(tags) > MAX_TAGS:
+        raise ApplicationError(
+            "validation_error", f"An index has at most {MAX_TAGS} tags.",
+            details={"field": "tags", "max": MAX_TAGS},
+        )  # fmt: skip
+    for key, value in tags.items():
+        if not isinstance(key, str) or not _TAG_KEY.fullmatch(key):
+            raise ApplicationError(
+                "validation_error",
+                f"A tag key is 1-{MAX_TAG_KEY_LENGTH} letters, digits, '_' and '-'.",
+                details={"field": "tags", "key": key if isinstance(key, str) else None},
+            )
+        if "\x00" in value or len(value) > MAX_TAG_VALUE_LENGTH or not (
+            value or allow_empty_values
+        ):
+            raise ApplicationError(
+                "validation_error",
+                f"A tag value is 1-{MAX_TAG_VALUE_LENGTH} characters without NUL.",
+                details={"field": "tags", "key": key},
+            )
+    return dict(tags)
 
 
 def _label(index: Index) -> str:
@@ -76,6 +113,7 @@ def index_create(
     _require_role(actor=actor, tenant=tenant, minimum=Role.MEMBER)
     _require_active(tenant)
     check_name(name, "index")
+    tags = check_tags(tags or {}, allow_empty_values=False)
     if metric not in Metric.values:
         raise ApplicationError("validation_error", "Unknown metric.", details={"metric": metric})
     limits = tenant_effective_limits(tenant=tenant).limits
@@ -223,11 +261,16 @@ def index_configure(
             }
             index.deletion_protection = deletion_protection
         if tags is not None:
-            merged = {**index.tags, **tags}
+            merged = {**index.tags, **check_tags(tags, allow_empty_values=True)}
             merged = {k: v for k, v in merged.items() if v not in ("", None)}  # "" removes a tag
             if merged != index.tags:
                 changes["tags"] = {"from": index.tags, "to": merged}
                 index.tags = merged
+        if len(index.tags) > MAX_TAGS:
+            raise ApplicationError(
+                "validation_error", f"An index has at most {MAX_TAGS} tags.",
+                details={"field": "tags", "max": MAX_TAGS},
+            )  # fmt: skip
         if not changes:
             return index
         index.save(update_fields=["ef_search", "deletion_protection", "tags", "updated_at"])
@@ -302,6 +345,8 @@ def _create_storage(index: Index, vector_type: str) -> None:
                 ),
             )
     except psycopg.Error as exc:
+        if not pgerrors.unavailable(exc):
+            raise  # a bug, not an outage: a 500, logged
         raise _unavailable("create the index", exc) from exc
 
 
@@ -314,6 +359,8 @@ def _drop_storage(index: Index) -> None:
         with shared_tier.connect(url) as conn:
             shared_tier.drop_index_table(conn, tenant_id=index.tenant_id, index_id=index.id)
     except psycopg.Error as exc:
+        if not pgerrors.unavailable(exc):
+            raise
         raise _unavailable("drop the index", exc) from exc
 
 

@@ -16,9 +16,10 @@ from rest_framework.response import Response
 
 from controlplane.api.pagination import PAGINATION_PARAMETERS, paginate, paginated
 from controlplane.api.schema import errors
-from controlplane.api.serializers import StrictInputSerializer
+from controlplane.api.serializers import QueryInputSerializer, StrictInputSerializer
 from controlplane.api.views import BaseAPIView, TenantAPIView, client_ip
 from controlplane.errors import ApplicationError, NotFoundError
+from vectorplane import names
 
 from . import selectors, services
 from .actors import Actor
@@ -39,9 +40,6 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User as DjangoUser
 
 User = get_user_model()
-
-INDEX_NAME_RE = r"^[a-z0-9](?:[a-z0-9-]{0,43}[a-z0-9])?$"
-
 
 def _bool_param(request: Request, name: str) -> bool:
     raw = request.query_params.get(name, "false").lower()
@@ -70,8 +68,13 @@ class LoginInput(StrictInputSerializer):
     password = serializers.CharField(max_length=256, trim_whitespace=False)
 
 
+# An account's e-mail address is its Django username (at most 150 characters): longer
+# addresses (RFC 5321 allows 254) are refused at sign-up and invitation, never stored cut.
+MAX_EMAIL_LENGTH = 150
+
+
 class SignupInput(StrictInputSerializer):
-    email = serializers.EmailField(max_length=254)
+    email = serializers.EmailField(max_length=MAX_EMAIL_LENGTH)
     password = serializers.CharField(min_length=8, max_length=256, trim_whitespace=False)
     name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
 
@@ -619,7 +622,7 @@ class InvitationCreatedOutput(InvitationOutput):
 
 
 class InvitationCreateInput(StrictInputSerializer):
-    email = serializers.EmailField(max_length=254)
+    email = serializers.EmailField(max_length=MAX_EMAIL_LENGTH)
     role = serializers.ChoiceField(Role.choices, default=Role.MEMBER)
 
 
@@ -748,7 +751,7 @@ class ApiKeyCreateInput(StrictInputSerializer):
         child=serializers.ChoiceField(Scope.choices), min_length=1, max_length=3
     )
     index_names = serializers.ListField(
-        child=serializers.RegexField(INDEX_NAME_RE, max_length=45),
+        child=serializers.RegexField(names.NAME_PATTERN, max_length=names.MAX_NAME_LENGTH),
         required=False,
         max_length=100,
         default=list,
@@ -896,7 +899,7 @@ class AuditEventOutput(serializers.Serializer[Any]):
     created_at = serializers.DateTimeField()
 
 
-class AuditFilterInput(StrictInputSerializer):
+class AuditFilterInput(QueryInputSerializer):
     cursor = serializers.CharField(required=False)
     limit = serializers.IntegerField(required=False)
     action = serializers.CharField(required=False, max_length=64)
@@ -971,11 +974,13 @@ class PersonalTokenListApi(BaseAPIView):
     )
     def get(self, request: Request) -> Response:
         user = self.actor().authenticated_user
-        if user is None:
-            return Response({"data": [], "next_cursor": None})
-        return paginate(
-            request, selectors.personal_token_list(user_id=user.pk), serializer_class=TokenOutput
+        tokens = (
+            selectors.personal_token_list(user_id=user.pk)
+            if user is not None
+            else PersonalAccessToken.objects.none()  # an API key has no tokens
         )
+        # Paginated either way: `limit` and `cursor` are validated for every caller.
+        return paginate(request, tokens, serializer_class=TokenOutput)
 
     @extend_schema(
         operation_id="personal_tokens_create",

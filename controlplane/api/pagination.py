@@ -59,14 +59,16 @@ def _decode(cursor: str, size: int) -> list[Any]:
 
 def _limit(request: Request) -> int:
     raw = request.query_params.get("limit")
-    if raw is None or raw == "":
+    if raw is None:
         return DEFAULT_LIMIT
-    try:
-        value = int(raw)
-    except ValueError as exc:
+    # Decimal digits only: `limit=` (empty), ` 5`, `5.0` and other scripts' digits are refused.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10):
         raise ApplicationError(
-            "validation_error", "limit must be an integer.", details={"limit": raw}
-        ) from exc
+            "validation_error",
+            f"limit must be an integer from 1 to {MAX_LIMIT}.",
+            details={"limit": raw[:100]},
+        )
+    value = int(raw)
     if not 1 <= value <= MAX_LIMIT:
         raise ApplicationError(
             "validation_error",
