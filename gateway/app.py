@@ -284,6 +284,31 @@ def _row_filter(key: KeyInfo) -> Compiled:
     return key.row_guard
 
 
+def _writable(key: KeyInfo, ids: list[str]) -> None:
+    """A key's writes by id are confined to its `id_prefix`. A key bound to rows must have one
+    (the control plane requires it): two end users' ids then never meet, so an upsert cannot
+    reveal whether an id exists outside the key's rows (README, "Keys bound to rows")."""
+    prefix = key.id_prefix
+    if not prefix and key.row_filter is None:
+        return
+    if not prefix:  # a key made before id prefixes existed: fail closed
+        raise GatewayError(
+            403,
+            "id_forbidden",
+            "This key is bound to rows but has no id_prefix, so it may not write by id; "
+            "mint a new key with an id_prefix.",
+            {"id_prefix": ""},
+        )
+    for record_id in ids:
+        if not record_id.startswith(prefix):
+            raise GatewayError(
+                403,
+                "id_forbidden",
+                "This API key may only write ids that start with its id_prefix.",
+                {"id": record_id, "id_prefix": prefix},
+            )
+
+
 # ====================================================================== operations
 
 Handler = Callable[[Gateway, Context, Request], Awaitable[Response]]
@@ -338,6 +363,7 @@ async def op_upsert(gw: Gateway, ctx: Context, request: Request) -> Response:
                 text=None if text is None else v.full_text(text, f"vectors[{i}].text"),
             )
         )
+    _writable(key, [r.id for r in records])
     try:
         count = await ctx.store.upsert(
             index,
@@ -437,6 +463,7 @@ async def op_update(gw: Gateway, ctx: Context, request: Request) -> Response:
     body, key, index = ctx.body, ctx.key, ctx.index
     v.check_fields(body, {"id", "values", "sparseValues", "setMetadata", "namespace"})
     record_id = v.record_id(body.get("id"))
+    _writable(key, [record_id])
     namespace = v.namespace(body.get("namespace"), key.namespaces)
     values = (
         v.dense(body["values"], index.dimension, "values", stored=True)
@@ -485,9 +512,9 @@ async def op_delete(gw: Gateway, ctx: Context, request: Request) -> Response:
         ids = body["ids"]
         if not isinstance(ids, list) or not ids or len(ids) > MAX_BATCH:
             raise bad_request("validation_error", f"ids must be a list of 1-{MAX_BATCH} ids.")
-        deleted = await ctx.store.delete(
-            index, namespace, ids=[v.record_id(i, "ids") for i in ids], where=row
-        )
+        checked = [v.record_id(i, "ids") for i in ids]
+        _writable(key, checked)
+        deleted = await ctx.store.delete(index, namespace, ids=checked, where=row)
     elif modes == ["deleteAll"]:
         if body["deleteAll"] is not True:
             raise bad_request("validation_error", "deleteAll must be true.")

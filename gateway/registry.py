@@ -59,6 +59,8 @@ class KeyInfo:
     revoked_at: datetime | None
     # The row filter compiled once per load: ANDed into every read of this key.
     row_guard: Compiled = field(default_factory=lambda: compile_filter({}))
+    # Every id the key writes starts with it ("": any id).
+    id_prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,8 @@ class Registry:
                     """
                     SELECT k.id, k.prefix, k.secret_hash, k.tenant_id, t.slug AS tenant_slug,
                            t.status AS tenant_status, k.scopes, k.index_names, k.namespaces,
-                           k.row_filter, k.expires_at, k.revoke_after, k.revoked_at
+                           k.row_filter, k.id_prefix, k.expires_at, k.revoke_after,
+                           k.revoked_at
                     FROM tenants_apikey k JOIN tenants_tenant t ON t.id = k.tenant_id
                     WHERE k.prefix = %s
                     """,
@@ -216,6 +219,7 @@ class Registry:
                 revoke_after=row["revoke_after"],
                 revoked_at=row["revoked_at"],
                 row_guard=compile_filter(row["row_filter"] or {}),
+                id_prefix=row["id_prefix"],
             )
         # Unknown prefixes are cached too (briefly, by TTL), so garbage keys cost no query.
         self._keys[prefix] = _Entry(info, time.monotonic())

@@ -722,6 +722,9 @@ class ApiKeyOutput(serializers.Serializer[Any]):
         allow_null=True,
         help_text="Metadata filter ANDed into every read and enforced on every write.",
     )
+    id_prefix = serializers.CharField(
+        help_text="Every id this key writes starts with it (empty: no restriction)."
+    )
     expires_at = serializers.DateTimeField(allow_null=True)
     revoke_after = serializers.DateTimeField(
         allow_null=True, help_text="Set on a rotated key: when its grace period ends."
@@ -769,6 +772,16 @@ class ApiKeyCreateInput(StrictInputSerializer):
         help_text="A metadata filter (Pinecone syntax) bound to the key: the gateway ANDs it "
         "into every read and refuses writes whose metadata does not satisfy it, e.g. "
         '`{"user_id": {"$eq": "u42"}}` for a per-end-user key.',
+    )
+    id_prefix = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=256,
+        default="",
+        trim_whitespace=False,
+        help_text="Confines the key's writes (upsert, update, delete by id) to ids that start "
+        "with it, e.g. `u42#`. Required with a row_filter and the write scope, so that end "
+        "users' ids never collide and a key cannot probe ids outside its rows.",
     )
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
 

@@ -233,6 +233,14 @@ class ApiKey(models.Model):
         help_text="Metadata filter the gateway ANDs into every read of this key and enforces "
         "on every write (Pinecone filter syntax).",
     )
+    id_prefix = models.CharField(
+        max_length=256,
+        blank=True,
+        default="",
+        help_text="Every id this key writes (upsert, update, delete by id) starts with it. "
+        "Required for a key with a row filter and the write scope: ids of different end users "
+        "can then never collide, so a key cannot probe ids outside its rows.",
+    )
     expires_at = models.DateTimeField(null=True, blank=True)
     revoke_after = models.DateTimeField(
         null=True, blank=True, help_text="End of the grace period of a rotated key."

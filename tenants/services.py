@@ -617,9 +617,13 @@ def api_key_create(
     index_names: list[str] | None = None,
     namespaces: list[str] | None = None,
     row_filter: dict[str, Any] | None = None,
+    id_prefix: str = "",
     expires_at: datetime | None = None,
     rotated_from: ApiKey | None = None,
 ) -> tuple[ApiKey, str]:
+    """A new key. A key bound to rows (`row_filter`) that may write needs an `id_prefix`: its
+    writes are confined to ids starting with it, so two end users' ids never meet and the key
+    cannot tell whether an id exists outside its rows (README, "Keys bound to rows")."""
     role = _require_role(actor=actor, tenant=tenant, minimum=Role.MEMBER)
     _require_active(tenant)
     scopes = _validate_scopes(scopes)
@@ -640,6 +644,18 @@ def api_key_create(
             ) from exc
         if not row_filter:
             row_filter = None
+    if "\x00" in id_prefix or len(id_prefix.encode("utf-8", "surrogatepass")) > 256:
+        raise ApplicationError(
+            "validation_error", "id_prefix is at most 256 bytes, without NUL.",
+            details={"field": "id_prefix"},
+        )  # fmt: skip
+    if row_filter is not None and Scope.WRITE in scopes and not id_prefix:
+        raise ApplicationError(
+            "validation_error",
+            "A key with a row_filter and the write scope needs an id_prefix: its writes are "
+            "confined to ids that start with it (so it cannot probe ids outside its rows).",
+            details={"field": "id_prefix"},
+        )
     new = credentials.generate(credentials.KEY_KIND)
     user = actor.authenticated_user
     with transaction.atomic(), tenant_scope(tenant.id):
@@ -652,6 +668,7 @@ def api_key_create(
             index_names=sorted(set(index_names or [])),
             namespaces=sorted(set(namespaces or [])),
             row_filter=row_filter,
+            id_prefix=id_prefix,
             expires_at=expires_at,
             rotated_from=rotated_from,
             created_by_id=user.pk if user is not None and actor.api_key is None else None,
@@ -668,6 +685,7 @@ def api_key_create(
                 "index_names": key.index_names,
                 "namespaces": key.namespaces,
                 "row_filter": key.row_filter,
+                "id_prefix": key.id_prefix,
                 "expires_at": expires_at.isoformat() if expires_at else None,
                 "rotated_from": str(rotated_from.id) if rotated_from else None,
             },
@@ -739,6 +757,7 @@ def api_key_rotate(
             index_names=list(old.index_names),
             namespaces=list(old.namespaces),
             row_filter=old.row_filter,
+            id_prefix=old.id_prefix,
             expires_at=old.expires_at,
             rotated_from=old,
         )

@@ -390,6 +390,7 @@ class TenantCtx:
         index_names: list[str] | None = None,
         namespaces: list[str] | None = None,
         row_filter: dict[str, Any] | None = None,
+        id_prefix: str = "",
         expires_at: datetime | None = None,
         name: str = "key",
     ) -> str:
@@ -401,6 +402,7 @@ class TenantCtx:
             index_names=index_names,
             namespaces=namespaces,
             row_filter=row_filter,
+            id_prefix=id_prefix,
             expires_at=expires_at,
         )
         self.keys[secret] = key

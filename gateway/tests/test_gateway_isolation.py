@@ -17,6 +17,7 @@ import httpx
 import pytest
 from django.utils import timezone
 
+from controlplane.errors import ApplicationError
 from gateway.tests.conftest import (
     OPERATION_ROUTES,
     TARGETS,
@@ -598,7 +599,7 @@ def red(gateway: Gateway, platform: Platform) -> tuple[TenantCtx, Index, str, st
             for i in range(3)
         ],
     )
-    return t, index, full, t.key(row_filter={"team": "red"})
+    return t, index, full, t.key(row_filter={"team": "red"}, id_prefix="red")
 
 
 def test_row_filter_limits_reads(gateway: Gateway, red: tuple[TenantCtx, Index, str, str]) -> None:
@@ -627,8 +628,8 @@ def test_row_filter_limits_writes(gateway: Gateway, red: tuple[TenantCtx, Index,
             key,
             {
                 "vectors": [
-                    {"id": "new-red", "values": [1, 1, 1], "metadata": {"team": "red"}},
-                    {"id": "new-blue", "values": [1, 1, 1], "metadata": {"team": "blue"}},
+                    {"id": "red-new", "values": [1, 1, 1], "metadata": {"team": "red"}},
+                    {"id": "red-blue", "values": [1, 1, 1], "metadata": {"team": "blue"}},
                 ]
             },
         ),
@@ -638,12 +639,22 @@ def test_row_filter_limits_writes(gateway: Gateway, red: tuple[TenantCtx, Index,
     assert details == {"index": 1, "row_filter": {"team": "red"}}
     assert_error(
         gateway.post(
-            f"{base}/vectors/upsert", key, {"vectors": [{"id": "bare", "values": [1, 1, 1]}]}
+            f"{base}/vectors/upsert", key, {"vectors": [{"id": "red-bare", "values": [1, 1, 1]}]}
         ),
         403,
         "row_filter_violation",
     )
-    gateway.upsert(name, key, [{"id": "new-red", "values": [1, 1, 1], "metadata": {"team": "red"}}])
+    # Ids outside the key's id_prefix are not the key's to write, whatever exists there.
+    for ids in (["new-red"], ["blue0"], ["red-ok", "x"]):
+        details = assert_error(
+            gateway.post(f"{base}/vectors/upsert", key, {"vectors": [
+                {"id": i, "values": [1, 1, 1], "metadata": {"team": "red"}} for i in ids
+            ]}),
+            403,
+            "id_forbidden",
+        )  # fmt: skip
+        assert details["id_prefix"] == "red"
+    gateway.upsert(name, key, [{"id": "red-new", "values": [1, 1, 1], "metadata": {"team": "red"}}])
 
     # An update that would take a record out of the filter is refused and changes nothing.
     assert_error(
@@ -657,19 +668,23 @@ def test_row_filter_limits_writes(gateway: Gateway, red: tuple[TenantCtx, Index,
     )
     red0 = gateway.fetch(name, full, ["red0"])["vectors"]["red0"]
     assert red0["metadata"] == {"team": "red", "i": 0} and red0["values"] == [1.0, 0.0, 0.0]
-    # A record outside the filter cannot be updated (it is not there for this key).
-    assert_error(
-        gateway.post(f"{base}/vectors/update", key, {"id": "blue0", "setMetadata": {"x": 1}}),
-        404,
-        "not_found",
-    )
+    # A record outside the prefix cannot be updated (403 whether or not it exists).
+    for record_id in ("blue0", "blue9"):
+        assert_error(
+            gateway.post(f"{base}/vectors/update", key, {"id": record_id, "setMetadata": {"x": 1}}),
+            403,
+            "id_forbidden",
+        )
     gateway.op(name, "update", key, {"id": "red0", "setMetadata": {"x": 1}})
     assert gateway.fetch(name, full, ["red0"])["vectors"]["red0"]["metadata"]["x"] == 1
 
     # Deletes affect matching rows only.
-    gateway.op(name, "delete", key, {"ids": ["red1", "blue1"]})
+    assert_error(
+        gateway.post(f"{base}/vectors/delete", key, {"ids": ["red1", "blue1"]}), 403, "id_forbidden"
+    )
+    gateway.op(name, "delete", key, {"ids": ["red1", "red-missing"]})
     gateway.op(name, "delete", key, {"filter": {"team": "blue"}})
-    assert sorted(gateway.ids(name, full)) == ["blue0", "blue1", "blue2", "new-red", "red0", "red2"]
+    assert sorted(gateway.ids(name, full)) == ["blue0", "blue1", "blue2", "red-new", "red0", "red2"]
     gateway.op(name, "delete", key, {"deleteAll": True})
     assert sorted(i for _, i in data_rows(index)) == ["blue0", "blue1", "blue2"]
     assert gateway.stats(name, full)["totalVectorCount"] == 3
@@ -887,3 +902,95 @@ def test_right_prefix_wrong_secret_and_bearer_form(gateway: Gateway, platform: P
         headers={"Authorization": f"Bearer {key}"},
     )
     assert bearer.status_code == 200, bearer.text
+
+
+# ============================================================================ existence oracle
+
+
+def test_a_row_bound_key_cannot_tell_foreign_ids_from_free_ones(
+    gateway: Gateway, platform: Platform
+) -> None:
+    """Issue 8 §3: a key bound to an end user's rows is handed to that end user. Whatever it
+    sends, the answer for an id that exists outside its rows (another end user's) is the
+    answer for an id that exists nowhere, on every operation; and nothing of the other end
+    user's changes."""
+    t = platform.tenant()
+    index = t.index()
+    admin = t.key()
+    gateway.upsert(index.name, admin, [
+        {"id": "u1#a", "values": [1, 0, 0], "metadata": {"user": "u1"}},
+        {"id": "u2#secret", "values": [0, 1, 0], "metadata": {"user": "u2", "pin": 1234}},
+        {"id": "u2#b", "values": [0, 0, 1], "metadata": {"user": "u2"}},
+    ])  # fmt: skip
+    u1 = t.key(row_filter={"user": "u1"}, id_prefix="u1#")
+    before = data_rows(index)
+    base = f"/v1/indexes/{index.name}"
+    foreign, free = "u2#secret", "u2#nothing"
+
+    def answer(method: str, path: str, record_id: str, body: Any = None, params: Any = None
+               ) -> tuple[int, str]:  # fmt: skip
+        response = gateway.request(method, f"{base}/{path}", u1, body, params=params)
+        assert response.status_code < 500, response.text
+        return response.status_code, response.text.replace(record_id, "<ID>")
+
+    cases: list[tuple[str, str, Callable[[str], Any], Callable[[str], Any]]] = [
+        ("POST", "vectors/upsert",
+         lambda i: {"vectors": [{"id": i, "values": [1, 1, 1], "metadata": {"user": "u1"}}]},
+         lambda i: None),
+        ("POST", "vectors/update", lambda i: {"id": i, "setMetadata": {"user": "u1"}},
+         lambda i: None),
+        ("POST", "vectors/update", lambda i: {"id": i, "values": [5, 5, 5]}, lambda i: None),
+        ("POST", "vectors/delete", lambda i: {"ids": [i]}, lambda i: None),
+        ("GET", "vectors/fetch", lambda i: None, lambda i: {"ids": [i]}),
+        ("POST", "query", lambda i: {"id": i, "topK": 5}, lambda i: None),
+        ("GET", "vectors/list", lambda i: None, lambda i: {"prefix": i}),
+        ("POST", "describe_index_stats", lambda i: {"filter": {"user": {"$in": ["u1", i]}}},
+         lambda i: None),
+        ("POST", "query", lambda i: {"vector": [0, 1, 0], "topK": 5, "filter": {"user": i}},
+         lambda i: None),
+    ]  # fmt: skip
+    for method, path, body, params in cases:
+        seen = answer(method, path, foreign, body(foreign), params(foreign))
+        unseen = answer(method, path, free, body(free), params(free))
+        assert seen == unseen, (path, seen, unseen)
+    # Deleting by filter reaches only the key's rows.
+    gateway.op(index.name, "delete", u1, {"filter": {"user": "u2"}})
+    after = data_rows(index)
+    assert {k: v for k, v in after.items() if k[1].startswith("u2#")} == {
+        k: v for k, v in before.items() if k[1].startswith("u2#")
+    }
+    # The end user's own writes work, inside its prefix.
+    gateway.upsert(index.name, u1, [{"id": "u1#mine", "values": [1, 2, 3],
+                                     "metadata": {"user": "u1"}}])  # fmt: skip
+    assert gateway.fetch(index.name, u1, ["u1#mine", foreign])["vectors"].keys() == {"u1#mine"}
+    assert gateway.ids(index.name, u1) == ["u1#a", "u1#mine"]
+
+
+def test_a_write_key_bound_to_rows_needs_an_id_prefix(platform: Platform) -> None:
+    t = platform.tenant()
+    with pytest.raises(ApplicationError) as raised:
+        t.key(row_filter={"user": "u1"})
+    assert raised.value.details == {"field": "id_prefix"}
+    t.key(row_filter={"user": "u1"}, scopes=["read"])  # a read key needs none
+    t.key(row_filter={"user": "u1"}, id_prefix="u1#")
+
+
+def test_a_legacy_row_bound_key_without_prefix_may_not_write_by_id(
+    gateway: Gateway, platform: Platform
+) -> None:
+    """A key minted before id prefixes existed fails closed: no write by id at all."""
+    t = platform.tenant()
+    index = t.index()
+    key = t.key(row_filter={"user": "u1"}, scopes=["read"])
+    ApiKey.objects.unscoped().filter(pk=t.keys[key].pk).update(scopes=["read", "write"])
+    base = f"/v1/indexes/{index.name}"
+
+    def write() -> httpx.Response:
+        return gateway.post(f"{base}/vectors/upsert", key, {"vectors": [
+            {"id": "any", "values": [1, 2, 3], "metadata": {"user": "u1"}}]})  # fmt: skip
+
+    response, _ = poll(
+        write, lambda r: r.status_code == 403 and "id_prefix" in r.text, timeout=10
+    )
+    assert assert_error(response, 403, "id_forbidden") == {"id_prefix": ""}
+    assert data_rows(index) == {}

@@ -513,3 +513,33 @@ def test_personal_token_with_wrong_secret_is_refused(pat: tuple[PersonalAccessTo
 def test_personal_token_in_the_api_key_header(pat: tuple[PersonalAccessToken, str]) -> None:
     """The Api-Key header carries any of our credentials; the kind is in the secret."""
     assert key_client(pat[1], "api-key").get(url("acme")).status_code == 200
+
+
+# --------------------------------------------------------------------------- keys bound to rows
+
+
+def test_a_write_key_bound_to_rows_needs_an_id_prefix(owner_api: APIClient) -> None:
+    """Issue 8 §3: the id prefix is what keeps a row-bound key from probing foreign ids."""
+    keys = url("acme", "/api-keys")
+    row_filter = {"user_id": {"$eq": "u42"}}
+    missing = owner_api.post(keys, {"name": "u42", "scopes": ["read", "write"],
+                                    "row_filter": row_filter}, format="json")  # fmt: skip
+    assert missing.status_code == 400, missing.content
+    assert missing.json()["error"]["details"] == {"field": "id_prefix"}
+    for bad in ("u\x0042", "x" * 257):
+        response = owner_api.post(keys, {"name": "u42", "scopes": ["write"],
+                                         "row_filter": row_filter, "id_prefix": bad},
+                                  format="json")  # fmt: skip
+        assert response.status_code == 400, response.content
+    read_only = owner_api.post(keys, {"name": "r", "scopes": ["read"], "row_filter": row_filter},
+                               format="json")  # fmt: skip
+    assert read_only.status_code == 201 and read_only.json()["id_prefix"] == ""
+    made = owner_api.post(keys, {"name": "u42", "scopes": ["read", "write"],
+                                 "row_filter": row_filter, "id_prefix": "u42#"}, format="json")
+    assert made.status_code == 201, made.content
+    body = made.json()
+    assert body["id_prefix"] == "u42#" and body["row_filter"] == row_filter
+    rotated = owner_api.post(url("acme", f"/api-keys/{body['id']}/rotate"), {}, format="json")
+    assert rotated.status_code == 201, rotated.content
+    assert rotated.json()["id_prefix"] == "u42#"
+    assert owner_api.get(url("acme", f"/api-keys/{body['id']}")).json()["id_prefix"] == "u42#"
