@@ -440,14 +440,24 @@ async def op_query(gw: Gateway, ctx: Context, request: Request) -> Response:
 
 
 async def op_fetch(gw: Gateway, ctx: Context, request: Request) -> Response:
+    """`GET ?ids=..&ids=..&namespace=` (Pinecone's), or `POST {"ids": [...], "namespace"}` (ours:
+    the same answer, for id lists whose URL would pass the HTTP server's 64 KiB limit)."""
     key, index = ctx.key, ctx.index
-    ids = request.query_params.getlist("ids")
+    if request.method == "POST":
+        v.check_fields(ctx.body, {"ids", "namespace"})
+        ids = ctx.body.get("ids")
+        if not isinstance(ids, list):
+            raise bad_request("validation_error", "ids must be a list of ids.", field="ids")
+        raw_namespace = ctx.body.get("namespace")
+    else:
+        ids = request.query_params.getlist("ids")
+        raw_namespace = request.query_params.get("namespace")
     if not ids:
-        raise bad_request("validation_error", "Pass at least one ids parameter.", field="ids")
+        raise bad_request("validation_error", "Pass at least one id.", field="ids")
     if len(ids) > MAX_FETCH_IDS:
         raise bad_request("batch_too_large", f"At most {MAX_FETCH_IDS} ids.", max=MAX_FETCH_IDS)
     ids = [v.record_id(i, "ids") for i in ids]
-    namespace = v.namespace(request.query_params.get("namespace"), key.namespaces)
+    namespace = v.namespace(raw_namespace, key.namespaces)
     rows = await ctx.store.fetch(index, namespace, ids, _row_filter(key))
     vectors = {}
     for r in rows:
@@ -588,8 +598,12 @@ OPERATIONS: dict[str, tuple[str, str, str, Handler]] = {
     "list": ("GET", "vectors/list", "read", op_list),
     "describe_index_stats": ("POST", "describe_index_stats", "read", op_stats),
 }
-# describe_index_stats is also a GET in Pinecone's API.
-EXTRA_ROUTES = {("GET", "describe_index_stats"): "describe_index_stats"}
+# describe_index_stats is also a GET in Pinecone's API; fetch is also a POST in ours (a body
+# holds 1,000 ids of 512 bytes; a URL over 65,534 bytes is refused by the HTTP server itself).
+EXTRA_ROUTES = {
+    ("GET", "describe_index_stats"): "describe_index_stats",
+    ("POST", "vectors/fetch"): "fetch",
+}
 
 
 # ====================================================================== dispatch

@@ -5,7 +5,9 @@ nothing on every metric while a stored zero vector is refused on every metric.""
 
 from __future__ import annotations
 
+import http.client
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -263,3 +265,42 @@ def test_list_limit_must_be_an_integer(ix: Ix) -> None:
         )
     ok = ix.gw.get(f"{ix.base}/vectors/list", ix.key, params={"limit": "1000"})
     assert ok.status_code == 200, ok.text
+
+
+# ============================================================================ fetch and URLs
+
+
+def test_fetch_by_post_takes_what_a_url_cannot(ix: Ix) -> None:
+    """1,000 ids of 512 bytes are ~520 KB: past the HTTP server's URL limit (65,534 bytes,
+    fixed in granian's HTTP library), so the same fetch is also a POST with a body."""
+    ids = [f"{i:04d}" + "x" * 508 for i in range(1000)]
+    ix.ok("vectors/upsert", {"vectors": [{"id": i, "values": [1, 2, 3]} for i in ids[:5]]})
+    body = ix.ok("vectors/fetch", {"ids": ids, "namespace": ""})
+    assert sorted(body["vectors"]) == ids[:5] and body["namespace"] == ""
+    assert_error(ix.post("vectors/fetch", {"ids": [*ids, "one-more"]}), 400, "batch_too_large")
+    assert_error(ix.post("vectors/fetch", {"ids": []}), 400, "validation_error")
+    assert_error(ix.post("vectors/fetch", {"ids": "a"}), 400, "validation_error")
+    assert_error(ix.post("vectors/fetch", {"ids": ["a"], "x": 1}), 400, "unknown_field")
+
+
+def test_get_fetch_of_1000_ids_within_the_url_limit(ix: Ix) -> None:
+    ids = [f"doc-{i:05d}-" + "y" * 40 for i in range(1000)]  # 50-byte ids: a ~55 KB URL
+    ix.ok("vectors/upsert", {"vectors": [{"id": i, "values": [1, 2, 3]} for i in ids[-3:]]})
+    response = ix.gw.get(f"{ix.base}/vectors/fetch", ix.key, params=[("ids", i) for i in ids])
+    assert response.status_code == 200, response.text
+    assert sorted(response.json()["vectors"]) == ids[-3:]
+
+
+def test_a_url_past_the_servers_limit_is_refused_before_the_application(ix: Ix) -> None:
+    """What the HTTP server answers itself (no application code runs): 414, with an empty
+    body — hyper's fixed limit, see README "URL length"."""
+    query = "&".join(f"ids={i:04d}" + "z" * 200 for i in range(400))  # ~85 KB
+    host = urlsplit(ix.gw.url)
+    conn = http.client.HTTPConnection(host.hostname or "", host.port, timeout=30)
+    try:  # httpx refuses to send such a URL itself
+        conn.request("GET", f"{ix.base}/vectors/fetch?{query}", headers={"Api-Key": ix.key})
+        response = conn.getresponse()
+        assert response.status == 414
+        response.read()
+    finally:
+        conn.close()
