@@ -601,3 +601,20 @@ def poll(
             raise AssertionError(
                 f"not done after {elapsed:.3f}s: {response.status_code} {response.text}"
             )
+
+
+# ============================================================================ compat venvs
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start building test_compat.py's venvs as soon as it is collected, so that a cold cache
+    is filled while the tests before it run (gateway/tests/compat/venvs.py)."""
+    from gateway.tests.compat import venvs
+
+    wanted = {
+        value
+        for item in session.items
+        if item.path.name == "test_compat.py" and hasattr(item, "callspec")
+        for value in item.callspec.params.values()
+    }
+    venvs.start(sorted(wanted & venvs.names()))

@@ -230,7 +230,7 @@ def test_pinecone_cloud_and_region_are_kept(tenant: Tenant) -> None:
     pc = _key_client(secret)
     schema = {"fields": {"_values": {"type": "dense_vector", "dimension": 3, "metric": "cosine"}}}
     managed = {"deployment_type": "managed", "cloud": "gcp", "region": "europe-west4"}
-    bodies = {
+    bodies: dict[str, dict[str, Any]] = {
         # pinecone 10.x: the 2026-07 body
         "new": {"schema": schema, "deployment": managed},
         # pinecone 5.x-9.x: ServerlessSpec(cloud="azure", region="eastus2")
@@ -238,8 +238,11 @@ def test_pinecone_cloud_and_region_are_kept(tenant: Tenant) -> None:
         # neither (pc.create_index without spec, 10.x): the server's defaults
         "bare": {"schema": schema},
     }
-    expected = {"new": ("gcp", "europe-west4"), "old": ("azure", "eastus2")}
-    expected["bare"] = ("aws", "us-east-1")
+    expected = {
+        "new": ("gcp", "europe-west4"),
+        "old": ("azure", "eastus2"),
+        "bare": ("aws", "us-east-1"),
+    }
     for name, body in bodies.items():
         created = pc.post("/indexes", {"name": name, **body}, format="json")
         assert created.status_code == 201, created.json()
