@@ -102,9 +102,16 @@ def test_pinecone_client_flow(
     tenant = platform.tenant()
     key = tenant.key(scopes=[Scope.READ, Scope.WRITE, Scope.ADMIN])
     name = unique("compat")
-
-    out = json.loads(run(python, [str(FLOW), control_plane_server.url, key, name],
-                         script_env(), tmp_path))  # fmt: skip
+    # The tenant also has an index on a dedicated cluster (a Qdrant one: the fastest to
+    # provision), which every client must list and describe beside the serverless one.
+    tenant.target = "qdrant"
+    try:
+        dedicated = tenant.index(unique("byoc"), dimension=4)
+        cluster = tenant.dedicated().name
+        argv = [str(FLOW), control_plane_server.url, key, name, dedicated.name]
+        out = json.loads(run(python, argv, script_env(), tmp_path))
+    finally:
+        platform.release()
 
     assert out["version"] == expected_version(client)
     assert client == "pinecone-10" or out["version"].startswith(client.split("-")[1] + ".")
@@ -117,7 +124,9 @@ def test_pinecone_client_flow(
     }  # fmt: skip
     assert out["created"] == (None if client == "pinecone-5" else model)  # 5.x answers None
     assert out["described"] == model
-    assert (out["listed_before"], out["listed"]) == ([], [name])
+    assert out["dedicated"] == {"name": dedicated.name, "dimension": 4, "environment": cluster}
+    assert out["listed_before"] == [dedicated.name]
+    assert out["listed"] == sorted([dedicated.name, name])  # by name
     assert out["has_index"] == [True, False]
     assert out["upserted"] == 3
     drama = [
@@ -135,7 +144,8 @@ def test_pinecone_client_flow(
     assert out["query_updated"] == drama[1:]
     assert out["fetch_after_delete"] == ["a", "c"]
     assert out["stats"] == {"total_vector_count": 2, "dimension": 3, "namespaces": {"": 2}}
-    assert out["has_index_after_delete"] is False and out["listed_after_delete"] == []
+    assert out["has_index_after_delete"] is False
+    assert out["listed_after_delete"] == [dedicated.name]
     row = Index.objects.unscoped().get(tenant=tenant.tenant, name=name)
     assert (row.status, row.cloud, row.region) == ("deleted", "gcp", "europe-west4")
 

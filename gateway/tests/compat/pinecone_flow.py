@@ -2,7 +2,10 @@
 has (5.x to 10.x), against a Vectorplane control plane. Run by gateway/tests/test_compat.py in
 each client's venv:
 
-    python pinecone_flow.py CONTROL_PLANE_URL API_KEY INDEX_NAME
+    python pinecone_flow.py CONTROL_PLANE_URL API_KEY INDEX_NAME DEDICATED_INDEX_NAME
+
+(DEDICATED_INDEX_NAME: an index the tenant has on a dedicated cluster, which the client must
+list and describe too: a `byoc` spec, which 5.x and 6.x have no model for.)
 
 Prints one JSON object: what each call answered, reduced to plain values, for the test to
 check. Only calls and attributes that every supported version has are used (keyword
@@ -46,6 +49,12 @@ def describe(model: Any) -> dict[str, Any]:
     }
 
 
+def describe_dedicated(model: Any) -> dict[str, Any]:
+    byoc: Any = model.spec.byoc  # 5.x, 6.x: a plain dict (an extra key)
+    environment = byoc["environment"] if isinstance(byoc, dict) else byoc.environment
+    return {"name": model.name, "dimension": model.dimension, "environment": environment}
+
+
 def matches(response: Any) -> list[list[Any]]:
     return [[m.id, round(m.score, 4), plain(m.metadata)] for m in response.matches]
 
@@ -58,10 +67,11 @@ def fetched(index: Any, ids: list[str]) -> dict[str, Any]:
     }
 
 
-def main(control_plane: str, api_key: str, name: str) -> dict[str, Any]:
+def main(control_plane: str, api_key: str, name: str, dedicated: str) -> dict[str, Any]:
     out: dict[str, Any] = {"version": pinecone.__version__}
     pc = Pinecone(api_key=api_key, host=control_plane)
     out["listed_before"] = [i.name for i in pc.list_indexes()]
+    out["dedicated"] = describe_dedicated(pc.describe_index(dedicated))
     created = pc.create_index(
         name=name,
         dimension=3,
@@ -107,4 +117,4 @@ def main(control_plane: str, api_key: str, name: str) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(*sys.argv[1:4])))
+    print(json.dumps(main(*sys.argv[1:5])))
