@@ -40,11 +40,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from vectorplane import config, crypto
+from vectorplane import config, crypto, names
 
 from . import filters
+from . import validation as v
 from .errors import GatewayError, bad_request, not_found_index
-from .filters import Compiled, FilterError
+from .filters import Compiled
 from .metering import Meter
 from .qdrant_store import QdrantStore  # at start: qdrant-client takes ~1 s to import
 from .registry import ClusterInfo, IndexInfo, KeyInfo, Registry
@@ -56,17 +57,17 @@ from .store import (
     Store,
     decode_token,
 )
+from .validation import (
+    MAX_BATCH,
+    MAX_EF_SEARCH,
+    MAX_FETCH_IDS,
+    MAX_ID_BYTES,
+    MAX_METADATA_BYTES,
+    MAX_TOP_K,
+)
 
 logger = logging.getLogger("vectorplane.gateway")
 
-MAX_BODY_BYTES = 2 * 1024 * 1024
-MAX_BATCH = 1000
-MAX_TOP_K = 10_000
-MAX_ID_BYTES = 512
-MAX_METADATA_BYTES = 40 * 1024
-MAX_FETCH_IDS = 1000
-MAX_SPARSE_INDEX = 1_000_000_000 - 1
-MAX_NAMESPACE_BYTES = 512
 
 
 # ====================================================================== state
@@ -281,186 +282,20 @@ def _json(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-        raise bad_request(
-            "request_too_large", "The request body is over 2 MB.", max_bytes=MAX_BODY_BYTES
-        )
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY_BYTES:
-            raise bad_request(
-                "request_too_large", "The request body is over 2 MB.", max_bytes=MAX_BODY_BYTES
-            )
-    if not raw:
-        return {}
-    try:
-        data = orjson.loads(raw)  # refuses NaN and Infinity, as JSON does
-    except orjson.JSONDecodeError as exc:
-        raise bad_request("malformed_json", f"The body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise bad_request("validation_error", "The body must be a JSON object.")
-    return data
-
-
-def _check_fields(body: dict[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise bad_request("unknown_field", f"Unknown field {unknown[0]!r}.", fields=unknown)
-
-
-def _namespace(value: Any, key: KeyInfo) -> str:
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise bad_request("validation_error", "namespace must be a string.", field="namespace")
-    if len(value.encode()) > MAX_NAMESPACE_BYTES or "\x00" in value:
-        raise bad_request(
-            "validation_error", "namespace is too long or invalid.", field="namespace"
-        )
-    if key.namespaces and value not in key.namespaces:
-        raise GatewayError(
-            403,
-            "namespace_forbidden",
-            "This API key may not use that namespace.",
-            {"namespace": value},
-        )
-    return value
-
-
-def _id(value: Any, field: str = "id") -> str:
-    if not isinstance(value, str) or not value:
-        raise bad_request("validation_error", f"{field} must be a non-empty string.", field=field)
-    if len(value.encode()) > MAX_ID_BYTES or "\x00" in value:
-        raise bad_request(
-            "id_too_long", f"{field} is over {MAX_ID_BYTES} bytes or invalid.", field=field
-        )
-    return value
-
-
-def _vector(value: Any, dimension: int, field: str, metric: str = "") -> list[float]:
-    if not isinstance(value, list) or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in value
-    ):
-        raise bad_request("validation_error", f"{field} must be a list of numbers.", field=field)
-    if len(value) != dimension:
-        raise bad_request(
-            "dimension_mismatch",
-            f"{field} has {len(value)} dimensions; the index has {dimension}.",
-            field=field,
-            expected=dimension,
-            got=len(value),
-        )
-    floats = [float(v) for v in value]
-    if not all(math.isfinite(v) for v in floats):
-        raise bad_request("invalid_value", f"{field} holds NaN or Infinity.", field=field)
-    if metric == "cosine" and not any(floats):
-        raise bad_request(
-            "invalid_value", f"{field} is all zeros, which has no cosine similarity.", field=field
-        )
-    return floats
-
-
-def _sparse(value: Any, field: str) -> tuple[list[int], list[float]] | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict) or set(value) - {"indices", "values"}:
-        raise bad_request("validation_error", f"{field} must be {{indices, values}}.", field=field)
-    indices, values = value.get("indices"), value.get("values")
-    if not isinstance(indices, list) or not isinstance(values, list) or len(indices) != len(values):
-        raise bad_request(
-            "validation_error",
-            f"{field}: indices and values must be lists of equal length.",
-            field=field,
-        )
-    if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i <= MAX_SPARSE_INDEX
-               for i in indices):  # fmt: skip
-        raise bad_request(
-            "validation_error",
-            f"{field}.indices must be integers in [0, {MAX_SPARSE_INDEX}].",
-            field=field,
-        )
-    if len(set(indices)) != len(indices):
-        raise bad_request("validation_error", f"{field}.indices must be unique.", field=field)
-    floats = []
-    for v in values:
-        if not isinstance(v, int | float) or isinstance(v, bool):
-            raise bad_request("validation_error", f"{field}.values must be numbers.", field=field)
-        if not math.isfinite(float(v)):
-            raise bad_request("invalid_value", f"{field}.values hold NaN or Infinity.", field=field)
-        floats.append(float(v))
-    pairs = sorted(zip(indices, floats, strict=True))
-    return [p[0] for p in pairs], [p[1] for p in pairs]
-
-
-def _metadata(value: Any, field: str) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise bad_request("validation_error", f"{field} must be an object.", field=field)
-    # Pinecone drops null-valued keys rather than storing them.
-    value = {k: v for k, v in value.items() if v is not None}
-    for k, v in value.items():
-        if (
-            "\x00" in k
-            or (isinstance(v, str) and "\x00" in v)
-            or (isinstance(v, list) and any(isinstance(x, str) and "\x00" in x for x in v))
-        ):
-            raise bad_request(
-                "invalid_metadata", f"{field}.{k!r}: NUL characters are not allowed.", field=field
-            )
-        ok = isinstance(v, str | bool | int | float) or (
-            isinstance(v, list) and all(isinstance(x, str) for x in v)
-        )
-        if not ok or (isinstance(v, float) and not math.isfinite(v)):
-            raise bad_request(
-                "invalid_metadata",
-                f"{field}.{k}: values are strings, numbers, booleans or lists of strings.",
-                field=field,
-                key=k,
-            )
-    size = len(orjson.dumps(value))
-    if size > MAX_METADATA_BYTES:
-        raise bad_request(
-            "metadata_too_large",
-            f"{field} is {size} bytes; the limit is {MAX_METADATA_BYTES}.",
-            field=field,
-            bytes=size,
-            max_bytes=MAX_METADATA_BYTES,
-        )
-    return value
-
-
-def _filter(value: Any) -> Compiled:
-    if value is None:
-        return filters.compile_filter({})
-    try:
-        return filters.compile_filter(value)
-    except FilterError as exc:
-        raise GatewayError(400, exc.code, exc.message, exc.details) from exc
-
-
 def _row_filter(key: KeyInfo) -> Compiled:
     return key.row_guard
-
-
-def _bool(body: dict[str, Any], name: str, default: bool = False) -> bool:
-    value = body.get(name, default)
-    if not isinstance(value, bool):
-        raise bad_request("validation_error", f"{name} must be a boolean.", field=name)
-    return value
 
 
 # ====================================================================== operations
 
 Handler = Callable[[Gateway, Context, Request], Awaitable[Response]]
 
+_RECORD_FIELDS = frozenset({"id", "values", "sparseValues", "metadata"})
+
 
 async def op_upsert(gw: Gateway, ctx: Context, request: Request) -> Response:
     body, key, index = ctx.body, ctx.key, ctx.index
-    _check_fields(body, {"vectors", "namespace"})
+    v.check_fields(body, {"vectors", "namespace"})
     vectors = body.get("vectors")
     if not isinstance(vectors, list) or not vectors:
         raise bad_request("validation_error", "vectors must be a non-empty list.", field="vectors")
@@ -473,44 +308,36 @@ async def op_upsert(gw: Gateway, ctx: Context, request: Request) -> Response:
             max=max_batch,
             got=len(vectors),
         )
-    namespace = _namespace(body.get("namespace"), key)
+    namespace = v.namespace(body.get("namespace"), key.namespaces)
     max_meta = min(MAX_METADATA_BYTES, limits.max_metadata_bytes)
+    allowed = _RECORD_FIELDS | {"text"} if index.text_field else _RECORD_FIELDS
     records = []
-    for i, v in enumerate(vectors):
-        if not isinstance(v, dict):
+    for i, item in enumerate(vectors):
+        if not isinstance(item, dict):
             raise bad_request("validation_error", f"vectors[{i}] must be an object.")
-        allowed = {"id", "values", "sparseValues", "metadata"} | (
-            {"text"} if index.text_field else set()
-        )
-        unknown = sorted(set(v) - allowed)
+        item = v.present(item)
+        unknown = sorted(set(item) - allowed)
         if unknown:
             raise bad_request("unknown_field", f"vectors[{i}]: unknown field {unknown[0]!r}.",
                               fields=unknown, index=i)  # fmt: skip
-        metadata = _metadata(v.get("metadata"), f"vectors[{i}].metadata")
-        if metadata is not None and len(orjson.dumps(metadata)) > max_meta:
-            raise bad_request("metadata_too_large", f"vectors[{i}].metadata is over your plan's "
-                              f"{max_meta} bytes.", max_bytes=max_meta)  # fmt: skip
-        if key.row_filter and not filters.matches(key.row_filter, metadata or {}):
+        metadata = v.metadata(item.get("metadata"), f"vectors[{i}].metadata", max_meta)
+        if key.row_filter and not key.row_guard.test(metadata or {}):
             raise GatewayError(
                 403,
                 "row_filter_violation",
                 f"vectors[{i}].metadata does not satisfy this key's row filter.",
                 {"index": i, "row_filter": key.row_filter},
             )
-        text = v.get("text")
-        if text is not None and (not isinstance(text, str) or "\x00" in text):
-            raise bad_request(
-                "validation_error", f"vectors[{i}].text must be a string without NUL characters."
-            )
+        text = item.get("text")
         records.append(
             Record(
-                id=_id(v.get("id"), f"vectors[{i}].id"),
-                values=_vector(
-                    v.get("values"), index.dimension, f"vectors[{i}].values", index.metric
+                id=v.record_id(item.get("id"), f"vectors[{i}].id"),
+                values=v.dense(
+                    item.get("values"), index.dimension, f"vectors[{i}].values", stored=True
                 ),
-                sparse=_sparse(v.get("sparseValues"), f"vectors[{i}].sparseValues"),
+                sparse=v.sparse(item.get("sparseValues"), f"vectors[{i}].sparseValues"),
                 metadata=metadata,
-                text=text,
+                text=None if text is None else v.full_text(text, f"vectors[{i}].text"),
             )
         )
     try:
@@ -545,24 +372,22 @@ async def op_upsert(gw: Gateway, ctx: Context, request: Request) -> Response:
 
 async def op_query(gw: Gateway, ctx: Context, request: Request) -> Response:
     body, key, index = ctx.body, ctx.key, ctx.index
-    _check_fields(body, {"vector", "id", "topK", "filter", "namespace", "includeValues",
-                         "includeMetadata", "sparseVector", "text", "efSearch"})  # fmt: skip
-    top_k = body.get("topK", 10)
-    if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= MAX_TOP_K:
-        raise bad_request("invalid_top_k", f"topK must be an integer from 1 to {MAX_TOP_K}.",
-                          field="topK", max=MAX_TOP_K)  # fmt: skip
-    namespace = _namespace(body.get("namespace"), key)
-    where = filters.combine(_row_filter(key), _filter(body.get("filter")))
+    v.check_fields(body, {"vector", "id", "topK", "filter", "namespace", "includeValues",
+                          "includeMetadata", "sparseVector", "text", "efSearch"})  # fmt: skip
+    top_k = v.integer(body, "topK", 10, 1, MAX_TOP_K, code="invalid_top_k")
+    namespace = v.namespace(body.get("namespace"), key.namespaces)
+    where = filters.combine(_row_filter(key), v.metadata_filter(body.get("filter")))
     if ("vector" in body) == ("id" in body):
         raise bad_request("validation_error", "Send exactly one of vector and id.")
     if "vector" in body:
-        vector = _vector(body["vector"], index.dimension, "vector", index.metric)
+        vector = v.dense(body["vector"], index.dimension, "vector", stored=False)
     else:
-        found = await ctx.store.vector_of(index, namespace, _id(body["id"]), _row_filter(key))
+        record_id = v.record_id(body["id"])
+        found = await ctx.store.vector_of(index, namespace, record_id, _row_filter(key))
         if found is None:
-            raise GatewayError(404, "not_found", "No vector with that id.", {"id": body["id"]})
+            raise GatewayError(404, "not_found", "No vector with that id.", {"id": record_id})
         vector = found
-    sparse = _sparse(body.get("sparseVector"), "sparseVector")
+    sparse = v.sparse(body.get("sparseVector"), "sparseVector")
     if sparse is not None and index.metric != "dotproduct":
         raise bad_request(
             "unsupported_combination",
@@ -570,18 +395,18 @@ async def op_query(gw: Gateway, ctx: Context, request: Request) -> Response:
             metric=index.metric,
         )
     text = body.get("text")
-    if text is not None and (not isinstance(text, str) or not index.text_field):
-        raise bad_request(
-            "unsupported_combination",
-            "text queries need an index created with text_field and a string query.",
-        )
-    ef = body.get("efSearch", index.ef_search)
-    if not isinstance(ef, int) or isinstance(ef, bool) or not 1 <= ef <= 1000:
-        raise bad_request("validation_error", "efSearch must be 1-1000.", field="efSearch")
+    if text is not None:
+        if not index.text_field:
+            raise bad_request(
+                "unsupported_combination",
+                "text queries need an index created with text_field.",
+            )
+        text = v.full_text(text, "text")
+    ef = v.integer(body, "efSearch", index.ef_search, 1, MAX_EF_SEARCH)
     matches = await ctx.store.query(
         index, namespace, vector, top_k, where, ef_search=ef,
-        include_values=_bool(body, "includeValues"),
-        include_metadata=_bool(body, "includeMetadata"),
+        include_values=v.boolean(body, "includeValues"),
+        include_metadata=v.boolean(body, "includeMetadata"),
         sparse=sparse, text=text,
     )  # fmt: skip
     read_units = max(1, top_k // 100 + 1)
@@ -597,8 +422,8 @@ async def op_fetch(gw: Gateway, ctx: Context, request: Request) -> Response:
         raise bad_request("validation_error", "Pass at least one ids parameter.", field="ids")
     if len(ids) > MAX_FETCH_IDS:
         raise bad_request("batch_too_large", f"At most {MAX_FETCH_IDS} ids.", max=MAX_FETCH_IDS)
-    ids = [_id(i, "ids") for i in ids]
-    namespace = _namespace(request.query_params.get("namespace"), key)
+    ids = [v.record_id(i, "ids") for i in ids]
+    namespace = v.namespace(request.query_params.get("namespace"), key.namespaces)
     rows = await ctx.store.fetch(index, namespace, ids, _row_filter(key))
     vectors = {}
     for r in rows:
@@ -612,25 +437,19 @@ async def op_fetch(gw: Gateway, ctx: Context, request: Request) -> Response:
 
 async def op_update(gw: Gateway, ctx: Context, request: Request) -> Response:
     body, key, index = ctx.body, ctx.key, ctx.index
-    _check_fields(body, {"id", "values", "sparseValues", "setMetadata", "namespace"})
-    record_id = _id(body.get("id"))
-    namespace = _namespace(body.get("namespace"), key)
+    v.check_fields(body, {"id", "values", "sparseValues", "setMetadata", "namespace"})
+    record_id = v.record_id(body.get("id"))
+    namespace = v.namespace(body.get("namespace"), key.namespaces)
     values = (
-        _vector(body["values"], index.dimension, "values", index.metric)
+        v.dense(body["values"], index.dimension, "values", stored=True)
         if "values" in body
         else None
     )
-    sparse = _sparse(body.get("sparseValues"), "sparseValues")
-    set_metadata = _metadata(body.get("setMetadata"), "setMetadata")
-    check = None
-    if key.row_filter:
-        row_filter = key.row_filter
-
-        def check(metadata: dict[str, Any]) -> bool:
-            return filters.matches(row_filter, metadata)
-
+    sparse = v.sparse(body.get("sparseValues"), "sparseValues")
     limits = await gw.registry.limits(key.tenant_id)
     max_meta = min(MAX_METADATA_BYTES, limits.max_metadata_bytes)
+    set_metadata = v.metadata(body.get("setMetadata"), "setMetadata")
+    check = key.row_guard.test if key.row_filter else None
     try:
         updated = await ctx.store.update(
             index, namespace, record_id, values=values, sparse=sparse,
@@ -658,8 +477,8 @@ async def op_update(gw: Gateway, ctx: Context, request: Request) -> Response:
 
 async def op_delete(gw: Gateway, ctx: Context, request: Request) -> Response:
     body, key, index = ctx.body, ctx.key, ctx.index
-    _check_fields(body, {"ids", "deleteAll", "filter", "namespace"})
-    namespace = _namespace(body.get("namespace"), key)
+    v.check_fields(body, {"ids", "deleteAll", "filter", "namespace"})
+    namespace = v.namespace(body.get("namespace"), key.namespaces)
     modes = [m for m in ("ids", "deleteAll", "filter") if body.get(m) not in (None, False)]
     if len(modes) != 1:
         raise bad_request("validation_error", "Send exactly one of ids, deleteAll and filter.")
@@ -669,7 +488,7 @@ async def op_delete(gw: Gateway, ctx: Context, request: Request) -> Response:
         if not isinstance(ids, list) or not ids or len(ids) > MAX_BATCH:
             raise bad_request("validation_error", f"ids must be a list of 1-{MAX_BATCH} ids.")
         deleted = await ctx.store.delete(
-            index, namespace, ids=[_id(i, "ids") for i in ids], where=row
+            index, namespace, ids=[v.record_id(i, "ids") for i in ids], where=row
         )
     elif modes == ["deleteAll"]:
         if body["deleteAll"] is not True:
@@ -679,7 +498,7 @@ async def op_delete(gw: Gateway, ctx: Context, request: Request) -> Response:
         if not isinstance(body["filter"], dict) or not body["filter"]:
             raise bad_request("invalid_filter", "filter must be a non-empty object.")
         deleted = await ctx.store.delete(
-            index, namespace, where=filters.combine(row, _filter(body["filter"]))
+            index, namespace, where=filters.combine(row, v.metadata_filter(body["filter"]))
         )
     ctx.usage.update(write_units=1, vectors_deleted=deleted)
     return _json({})
@@ -688,13 +507,14 @@ async def op_delete(gw: Gateway, ctx: Context, request: Request) -> Response:
 async def op_list(gw: Gateway, ctx: Context, request: Request) -> Response:
     key, index = ctx.key, ctx.index
     params = request.query_params
-    namespace = _namespace(params.get("namespace"), key)
+    namespace = v.namespace(params.get("namespace"), key.namespaces)
     prefix = params.get("prefix", "")
-    if len(prefix.encode()) > MAX_ID_BYTES or "\x00" in prefix:
-        raise bad_request("validation_error", "prefix is too long.", field="prefix")
-    raw_limit = params.get("limit", "100")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
-        raise bad_request("validation_error", "limit must be 1-1000.", field="limit")
+    if "\x00" in prefix or v.text_bytes(prefix) > MAX_ID_BYTES:
+        raise bad_request(
+            "validation_error", f"prefix is over {MAX_ID_BYTES} bytes or holds NUL.",
+            field="prefix",
+        )  # fmt: skip
+    limit = v.query_integer(params.get("limit"), "limit", 100, 1, v.MAX_LIST_LIMIT)
     after = None
     token = params.get("paginationToken")
     if token:
@@ -702,10 +522,10 @@ async def op_list(gw: Gateway, ctx: Context, request: Request) -> Response:
             after = decode_token(token)
         except (ValueError, UnicodeDecodeError) as exc:
             raise bad_request("invalid_cursor", "The paginationToken is not valid.") from exc
-        if "\x00" in after or len(after.encode()) > MAX_ID_BYTES:
+        if "\x00" in after or v.text_bytes(after) > MAX_ID_BYTES:
             raise bad_request("invalid_cursor", "The paginationToken is not valid.")
     ids, next_token = await ctx.store.list_ids(
-        index, namespace, prefix, int(raw_limit), after, _row_filter(key)
+        index, namespace, prefix, limit, after, _row_filter(key)
     )
     body: dict[str, Any] = {"vectors": [{"id": i} for i in ids], "namespace": namespace,
                             "usage": {"readUnits": 1}}  # fmt: skip
@@ -717,8 +537,8 @@ async def op_list(gw: Gateway, ctx: Context, request: Request) -> Response:
 
 async def op_stats(gw: Gateway, ctx: Context, request: Request) -> Response:
     body, key, index = ctx.body, ctx.key, ctx.index
-    _check_fields(body, {"filter"})
-    where = filters.combine(_row_filter(key), _filter(body.get("filter")))
+    v.check_fields(body, {"filter"})
+    where = filters.combine(_row_filter(key), v.metadata_filter(body.get("filter")))
     counts = await ctx.store.stats(index, where, key.namespaces)
     ctx.usage.update(read_units=1)
     return _json(
@@ -792,13 +612,13 @@ async def dispatch(
                 "This API key may not use that index.",
                 {"index": index_name},
             )
-        if "\x00" in index_name or len(index_name) > 45:
+        if not names.is_name(index_name):  # it cannot exist (nor reach PostgreSQL with NUL)
             raise not_found_index(index_name)
         index = await gw.registry.index(key.tenant_id, index_name)
         if index is None:
             raise not_found_index(index_name)
         dedicated = index.cluster_id is not None
-        body = await _body(request) if request.method == "POST" else {}
+        body = await v.json_body(request) if request.method == "POST" else {}
         store = gw.store if index.cluster_id is None else await gw.backend(index)
         ctx = Context(key=key, index=index, body=body, store=store)
         response = await handler(gw, ctx, request)
@@ -822,27 +642,48 @@ async def dispatch(
     return response
 
 
+# SQLSTATEs meaning "the database does not answer (now)": connection exceptions (class 08),
+# the server shutting down or starting (57P01-57P03), insufficient resources (class 53: too
+# many connections, out of memory or disk). Anything else the database says was caused by the
+# request or is a bug: never a "retry" 503.
+_UNAVAILABLE_STATES = ("08", "53", "57P01", "57P02", "57P03")
+_UNAVAILABLE_HTTP = frozenset({429, 502, 503, 504})
+
+
+def _database_down(exc: BaseException) -> bool:
+    if isinstance(exc, PoolTimeout):
+        return True
+    if isinstance(exc, psycopg.OperationalError):
+        state = exc.sqlstate
+        # No SQLSTATE: the connection failed or was lost (refused, reset, closed).
+        return state is None or state.startswith(_UNAVAILABLE_STATES)
+    if isinstance(exc, psycopg.InterfaceError):  # a connection closed under us
+        return True
+    if isinstance(exc, ResponseHandlingException):  # Qdrant unreachable or timed out
+        return True
+    return isinstance(exc, UnexpectedResponse) and exc.status_code in _UNAVAILABLE_HTTP
+
+
 def _unavailable(exc: Exception, index_name: str | None, dedicated: bool) -> GatewayError | None:
     """A 503 for a vector database that does not answer (down, restarting, overloaded past
-    its timeout) — the client should retry — rather than a 500 for a bug."""
-    status = getattr(exc, "status_code", None)
-    if isinstance(exc, ResponseHandlingException) or (
-        isinstance(exc, UnexpectedResponse) and status is not None and status >= 500
-    ) or (dedicated and isinstance(exc, psycopg.OperationalError | PoolTimeout)):
+    its timeout) — the client should retry. None for every other error: the request's own
+    fault is refused before any engine sees it (gateway/validation.py), so what is left is a
+    bug, answered 500 and logged."""
+    if not _database_down(exc):
+        return None
+    if dedicated or isinstance(exc, ResponseHandlingException | UnexpectedResponse):
         return GatewayError(
             503,
             "cluster_unavailable",
             "The index's cluster does not answer; try again shortly.",
             {"index": index_name},
         )
-    if isinstance(exc, psycopg.OperationalError | PoolTimeout):
-        return GatewayError(
-            503,
-            "data_plane_unavailable",
-            "The vector database does not answer; try again shortly.",
-            {"index": index_name},
-        )
-    return None
+    return GatewayError(
+        503,
+        "data_plane_unavailable",
+        "The vector database does not answer; try again shortly.",
+        {"index": index_name},
+    )
 
 
 def _route(operation: str, *, path_form: bool) -> Callable[[Request], Awaitable[Response]]:

@@ -10,7 +10,8 @@ docs/qdrant-engine.md has the whole contract; in short:
   every read and write is confined to the namespace (the `_ns` condition, or the id itself);
 - scores are Pinecone's: cosine similarity, dot product, squared euclidean distance (Qdrant
   answers the distance: it is squared here; the order, closest first, is unchanged);
-- cosine vectors are stored unit-normalised by Qdrant; their norm is kept (`_norm`) and values
+- cosine vectors are sent unit-normalised (in double precision: Qdrant would normalise in
+  float32, where a norm can overflow); their norm is kept (`_norm`) and values
   are given back as normalised x norm (the sent float32 values to ~1e-7, relative);
 - writes wait for Qdrant's acknowledgement (`wait=true`);
 - the vector quota counts every point of every index collection of the cluster (a dedicated
@@ -70,6 +71,16 @@ def _in_namespace(namespace: str) -> Condition:
 
 def _norm(values: Sequence[float]) -> float:
     return math.sqrt(math.fsum(v * v for v in values))
+
+
+def _direction(metric: str, values: list[float]) -> list[float]:
+    """What Qdrant is sent for a dense vector: for cosine, the unit vector computed here in
+    double precision (Qdrant normalises in float32, where the norm of a vector with values
+    near float32's limit overflows and the vector would be stored as zeros); else as is."""
+    if metric != "cosine":
+        return values
+    norm = _norm(values)
+    return [v / norm for v in values] if norm else values
 
 
 def _sparse_json(sparse: tuple[list[int], list[float]]) -> dict[str, Any]:
@@ -183,7 +194,7 @@ class QdrantStore:
 
     @staticmethod
     def _point(index: IndexInfo, namespace: str, record: Record) -> dict[str, Any]:
-        vector: dict[str, Any] = {DENSE: record.values}
+        vector: dict[str, Any] = {DENSE: _direction(index.metric, record.values)}
         if record.sparse is not None:
             vector[SPARSE] = _sparse_json(record.sparse)
         norm = _norm(record.values) if index.metric == "cosine" else None
@@ -300,7 +311,7 @@ class QdrantStore:
             vector: dict[str, Any] = {}
             norm = payload.get("_norm")
             if values is not None:
-                vector[DENSE] = values
+                vector[DENSE] = _direction(index.metric, values)
                 norm = _norm(values) if index.metric == "cosine" else None
             elif stored.get(DENSE):
                 vector[DENSE] = stored[DENSE]
@@ -418,11 +429,18 @@ class QdrantStore:
             fields.append("m")
         if include_values and index.metric == "cosine":
             fields.append("_norm")
+        if not any(vector):
+            # An all-zero query vector ranks nothing (as on pgvector): the filter's matches
+            # with score 0 (in point order), or ranked by the sparse vector alone.
+            return await self._unranked(
+                index, name, namespace, top_k, where, sparse, fields, include_values,
+                include_metadata,
+            )  # fmt: skip
         found = await self._points(
             name,
             "query",
             {
-                "query": vector,
+                "query": _direction(index.metric, vector),
                 "using": DENSE,
                 "filter": filter_json(where, _in_namespace(namespace)),
                 "params": {"hnsw_ef": ef},
@@ -451,19 +469,57 @@ class QdrantStore:
             bonus = {p["id"]: p["score"] for p in extra["points"]}
             scored = [(p, s + bonus.get(p["id"], 0.0)) for p, s in scored]
             scored.sort(key=lambda pair: -pair[1])
-        out = []
-        for point, score in scored[:top_k]:
-            payload = point.get("payload") or {}
-            item: dict[str, Any] = {"id": payload["_id"], "score": score}
-            if include_values:
-                item["values"] = self._values(index, point)
-                sp = self._sparse(point)
-                if sp is not None:
-                    item["sparseValues"] = sp
-            if include_metadata:
-                item["metadata"] = payload.get("m") or {}
-            out.append(item)
-        return out
+        return [
+            self._match(index, point, score, include_values, include_metadata)
+            for point, score in scored[:top_k]
+        ]
+
+    async def _unranked(
+        self, index: IndexInfo, name: str, namespace: str, top_k: int, where: Compiled,
+        sparse: tuple[list[int], list[float]] | None, fields: list[str], include_values: bool,
+        include_metadata: bool,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        selection = filter_json(where, _in_namespace(namespace))
+        vectors: list[str] | bool = [DENSE, SPARSE] if include_values else False
+        scored: list[tuple[dict[str, Any], float]]
+        if sparse is None:
+            body: dict[str, Any] = {"filter": selection, "limit": top_k, "with_payload": fields,
+                                    "with_vector": vectors}  # fmt: skip
+            points = (await self._points(name, "scroll", body))["points"]
+            scored = [(p, 0.0) for p in points]
+        else:
+            body = {"query": _sparse_json(sparse), "using": SPARSE, "filter": selection,
+                    "limit": top_k, "with_payload": fields, "with_vector": vectors}  # fmt: skip
+            points = (await self._points(name, "query", body))["points"]
+            scored = [(p, float(p["score"])) for p in points]
+            if len(scored) < top_k:
+                # Records without a sparse vector (or no overlap) score 0, as on pgvector.
+                seen = {p["id"] for p, _ in scored}
+                rest = await self._points(
+                    name, "scroll",
+                    {"filter": selection, "limit": top_k + len(seen), "with_payload": fields,
+                     "with_vector": vectors},
+                )  # fmt: skip
+                scored += [(p, 0.0) for p in rest["points"] if p["id"] not in seen]
+        return [
+            self._match(index, point, score, include_values, include_metadata)
+            for point, score in scored[:top_k]
+        ]
+
+    def _match(
+        self, index: IndexInfo, point: dict[str, Any], score: float, include_values: bool,
+        include_metadata: bool,
+    ) -> dict[str, Any]:  # fmt: skip
+        payload = point.get("payload") or {}
+        item: dict[str, Any] = {"id": payload["_id"], "score": score}
+        if include_values:
+            item["values"] = self._values(index, point)
+            sp = self._sparse(point)
+            if sp is not None:
+                item["sparseValues"] = sp
+        if include_metadata:
+            item["metadata"] = payload.get("m") or {}
+        return item
 
     async def list_ids(
         self, index: IndexInfo, namespace: str, prefix: str, limit: int, after: str | None,

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from psycopg import AsyncConnection, sql
+from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
 from .filters import Compiled
@@ -83,6 +84,13 @@ def decode_token(token: str) -> str:
 SPARSE_DIMS = 1_000_000_000
 
 
+async def _configure(conn: AsyncConnection[Any]) -> None:
+    """jsonb is read with orjson: faster, and the same reader as the request's, so a number is
+    always one the response writer can write (jsonb prints a stored 1e20 as an integer of 21
+    digits, which the standard library reads as an int that orjson cannot write back)."""
+    set_json_loads(orjson.loads, conn)
+
+
 class Store:
     def __init__(
         self, url: str, *, min_size: int = 2, max_size: int = 16, exact_scan_rows: int = 0
@@ -97,6 +105,7 @@ class Store:
             max_size=max_size,
             open=False,
             kwargs={"autocommit": False, "prepare_threshold": 5},
+            configure=_configure,
         )
 
     async def open(self, timeout: float = 30) -> None:
@@ -344,51 +353,30 @@ class Store:
         sparse: tuple[list[int], list[float]] | None = None,
         text: str | None = None,
     ) -> list[dict[str, Any]]:
-        op = sql.SQL(_OPERATOR[index.metric])
-        cast = sql.SQL(index.vector_type)
-        filtered = not where.is_true
+        """The `top_k` nearest records within `where`, Pinecone's scores. An all-zero query
+        vector ranks nothing: the filter's matches in id order, score 0 (or, with a sparse
+        vector, ranked by the sparse dot product alone, which is then the whole score)."""
         extra_cols = sql.SQL(
             ", embedding::text, sparse::text" if include_values else ", NULL::text, NULL::text"
         )
         hybrid = sparse is not None or text is not None
         # Hybrid: take a wider dense candidate set, then rescore (see docs on the semantics).
         limit = max(top_k * 10, 100) if hybrid else top_k
-        ef = max(ef_search, limit) if limit <= 1000 else 1000
-        dense = sql.SQL(
-            "SELECT id, metadata, embedding {op} %s::{cast} AS d{extra} FROM {table} "
-            "WHERE namespace = %s AND {where} ORDER BY embedding {op} %s::{cast} LIMIT %s"
-        ).format(op=op, cast=cast, extra=extra_cols, table=self.table(index), where=where.sql)
-        qtext = vector_text(vector)
-        params: list[Any] = [qtext, namespace, *where.params, qtext, limit]
+        ranked = any(vector)
         async with self.pool.connection() as conn:
-            exact = False
-            if filtered and self.exact_scan_rows > 0:
-                # A selective filter is answered exactly: count the matches (up to a bound,
-                # through the metadata GIN index where the filter allows) and, when few, rank
-                # them all instead of walking the HNSW graph for them (recall 1.0, and faster
-                # than an iterative scan that must skip ~99% of what it visits).
-                await self._enter(conn, index.tenant_id)
-                probe = sql.SQL(
-                    "SELECT count(*) FROM (SELECT 1 FROM {} WHERE namespace = %s AND {} LIMIT %s) s"
-                ).format(self.table(index), where.sql)
-                row = await (
-                    await conn.execute(probe, [namespace, *where.params, self.exact_scan_rows])
-                ).fetchone()
-                exact = row is not None and int(row[0]) < self.exact_scan_rows
-                await conn.rollback()
-            # MATERIALIZED + re-sort: with iterative (relaxed-order) scans the index may return
-            # candidates slightly out of order.
-            query = sql.SQL("WITH c AS MATERIALIZED ({}) SELECT * FROM c ORDER BY d").format(dense)
-            # One round trip: the settings and the search go out together (pipeline mode).
-            async with conn.pipeline():
-                await self._enter(conn, index.tenant_id, ef=ef, iterative=filtered and not exact)
-                if exact:
-                    await conn.execute("SELECT set_config('enable_indexscan', 'off', true)")
-                cursor = await conn.execute(query, params)
-            rows = await cursor.fetchall()
+            if ranked:
+                rows = await self._dense_candidates(
+                    conn, index, namespace, vector, limit, where, ef_search, extra_cols
+                )
+            elif text is not None and sparse is None:
+                rows = []  # nothing ranks the dense side: only the full-text ranking counts
+            else:
+                rows = await self._unranked_candidates(
+                    conn, index, namespace, sparse, limit, where, extra_cols
+                )
             sparse_scores: dict[str, float] = {}
             text_rank: dict[str, int] = {}
-            if sparse is not None and rows:
+            if sparse is not None and rows and ranked:
                 sq = sparse_text(*sparse, SPARSE_DIMS)
                 srows = await (
                     await conn.execute(
@@ -416,11 +404,11 @@ class Store:
             await conn.rollback()
         matches = []
         for r in rows:
-            s = score(index.metric, float(r[2]))
+            s = score(index.metric, float(r[2])) if ranked else float(r[2])
             matches.append(
                 {"id": r[0], "score": s, "metadata": r[1], "values": r[3], "sparse": r[4]}
             )
-        if sparse is not None:
+        if sparse is not None and ranked:
             # Pinecone's sparse-dense score: dense dot product + sparse dot product.
             for m in matches:
                 m["score"] = m["score"] + sparse_scores.get(m["id"], 0.0)
@@ -461,6 +449,72 @@ class Store:
                 item["metadata"] = m["metadata"]
             out.append(item)
         return out
+
+    async def _dense_candidates(
+        self, conn: AsyncConnection[Any], index: IndexInfo, namespace: str,
+        vector: list[float], limit: int, where: Compiled, ef_search: int,
+        extra_cols: sql.Composable,
+    ) -> list[Any]:  # fmt: skip
+        """(id, metadata, distance, values text, sparse text) of the `limit` nearest."""
+        op = sql.SQL(_OPERATOR[index.metric])
+        cast = sql.SQL(index.vector_type)
+        filtered = not where.is_true
+        ef = max(ef_search, limit) if limit <= 1000 else 1000
+        dense = sql.SQL(
+            "SELECT id, metadata, embedding {op} %s::{cast} AS d{extra} FROM {table} "
+            "WHERE namespace = %s AND {where} ORDER BY embedding {op} %s::{cast} LIMIT %s"
+        ).format(op=op, cast=cast, extra=extra_cols, table=self.table(index), where=where.sql)
+        qtext = vector_text(vector)
+        params: list[Any] = [qtext, namespace, *where.params, qtext, limit]
+        exact = False
+        if filtered and self.exact_scan_rows > 0:
+            # A selective filter is answered exactly: count the matches (up to a bound,
+            # through the metadata GIN index where the filter allows) and, when few, rank
+            # them all instead of walking the HNSW graph for them (recall 1.0, and faster
+            # than an iterative scan that must skip ~99% of what it visits).
+            await self._enter(conn, index.tenant_id)
+            probe = sql.SQL(
+                "SELECT count(*) FROM (SELECT 1 FROM {} WHERE namespace = %s AND {} LIMIT %s) s"
+            ).format(self.table(index), where.sql)
+            row = await (
+                await conn.execute(probe, [namespace, *where.params, self.exact_scan_rows])
+            ).fetchone()
+            exact = row is not None and int(row[0]) < self.exact_scan_rows
+            await conn.rollback()
+        # MATERIALIZED + re-sort: with iterative (relaxed-order) scans the index may return
+        # candidates slightly out of order.
+        query = sql.SQL("WITH c AS MATERIALIZED ({}) SELECT * FROM c ORDER BY d").format(dense)
+        # One round trip: the settings and the search go out together (pipeline mode).
+        async with conn.pipeline():
+            await self._enter(conn, index.tenant_id, ef=ef, iterative=filtered and not exact)
+            if exact:
+                await conn.execute("SELECT set_config('enable_indexscan', 'off', true)")
+            cursor = await conn.execute(query, params)
+        return await cursor.fetchall()
+
+    async def _unranked_candidates(
+        self, conn: AsyncConnection[Any], index: IndexInfo, namespace: str,
+        sparse: tuple[list[int], list[float]] | None, limit: int, where: Compiled,
+        extra_cols: sql.Composable,
+    ) -> list[Any]:  # fmt: skip
+        """For an all-zero query vector: (id, metadata, score, values, sparse) of the filter's
+        matches, in id order with score 0, or by sparse dot product (the score) when `sparse`
+        is given (an exact scan: a zero dense part leaves nothing for the HNSW index)."""
+        await self._enter(conn, index.tenant_id)
+        if sparse is None:
+            query = sql.SQL(
+                "SELECT id, metadata, 0.0::float8 AS s{extra} FROM {table} "
+                "WHERE namespace = %s AND {where} ORDER BY id LIMIT %s"
+            ).format(extra=extra_cols, table=self.table(index), where=where.sql)
+            params: list[Any] = [namespace, *where.params, limit]
+        else:
+            query = sql.SQL(
+                "SELECT id, metadata, coalesce(-(sparse <#> %s::sparsevec), 0)::float8 AS s"
+                "{extra} FROM {table} WHERE namespace = %s AND {where} "
+                "ORDER BY s DESC, id LIMIT %s"
+            ).format(extra=extra_cols, table=self.table(index), where=where.sql)
+            params = [sparse_text(*sparse, SPARSE_DIMS), namespace, *where.params, limit]
+        return await (await conn.execute(query, params)).fetchall()
 
     async def list_ids(
         self, index: IndexInfo, namespace: str, prefix: str, limit: int, after: str | None,

@@ -13,7 +13,6 @@ import orjson
 import psycopg
 import pytest
 
-from gateway.app import MAX_BATCH, MAX_BODY_BYTES, MAX_METADATA_BYTES, MAX_TOP_K
 from gateway.tests.conftest import (
     TARGETS,
     Gateway,
@@ -25,6 +24,7 @@ from gateway.tests.conftest import (
     pg_owner_url,
     poll,
 )
+from gateway.validation import MAX_BATCH, MAX_BODY_BYTES, MAX_METADATA_BYTES, MAX_TOP_K
 from provisioning.models import Index
 
 # Part of the conformance suite: every test here runs on each target.
@@ -145,15 +145,17 @@ def test_non_number_sparse_values_are_a_validation_error(tgt: Target) -> None:
 
 def test_top_k(tgt: Target) -> None:
     assert tgt.upsert(vectors(3)).status_code == 200
-    for top_k in (0, -1, MAX_TOP_K + 1, "10", True, 1.5, None):
+    for top_k in (0, -1, MAX_TOP_K + 1, "10", True, 1.5, 10.0):
         details = assert_error(
             tgt.post("query", {"vector": [1, 2, 3], "topK": top_k}), 400, "invalid_top_k"
         )
-        assert details == {"field": "topK", "max": MAX_TOP_K}
+        assert details == {"field": "topK", "min": 1, "max": MAX_TOP_K}
     full = tgt.post("query", {"vector": [1, 2, 3], "topK": MAX_TOP_K})
     assert full.status_code == 200 and len(full.json()["matches"]) == 3
     default = tgt.post("query", {"vector": [1, 2, 3]})
     assert default.status_code == 200 and len(default.json()["matches"]) == 3
+    null = tgt.post("query", {"vector": [1, 2, 3], "topK": None})  # null means absent
+    assert null.status_code == 200 and len(null.json()["matches"]) == 3
 
 
 def test_id_length(tgt: Target) -> None:
