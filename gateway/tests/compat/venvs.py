@@ -9,6 +9,7 @@ A build goes to a temporary folder renamed into place when complete, so an inter
 is never taken for a finished one (nor are two sessions building the same one harmed: the
 second rename loses and its copy is dropped). Builds run concurrently (pip mostly waits on the
 network), with the test venv's pip (`pip --python`), so a new venv needs no pip of its own.
+A session that ends early still waits for the builds it started (they are then cached).
 """
 
 from __future__ import annotations
