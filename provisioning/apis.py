@@ -14,7 +14,7 @@ from controlplane.api.schema import errors
 from controlplane.api.serializers import QueryInputSerializer, StrictInputSerializer
 from controlplane.api.views import TenantAPIView
 from tenants.models import Engine, Role, Tier
-from vectorplane import names
+from vectorplane import locations, names
 
 from . import selectors, services
 from .models import Index, Metric
@@ -38,6 +38,10 @@ class IndexOutput(serializers.Serializer[Any]):
     text_field = serializers.BooleanField()
     deletion_protection = serializers.BooleanField()
     tags = serializers.DictField(child=serializers.CharField())
+    cloud = serializers.ChoiceField(
+        locations.CLOUDS, help_text="Pinecone's `cloud` label (as created; not placement)."
+    )
+    region = serializers.CharField(help_text="Pinecone's `region` label (as created).")
     status = serializers.CharField()
     cluster = serializers.SerializerMethodField(
         help_text="The dedicated cluster holding the index (null: the shared tier)."
@@ -71,6 +75,19 @@ class IndexCreateInput(StrictInputSerializer):
         required=False,
         max_length=45,
         help_text="The dedicated cluster (its name) for `tier: dedicated`; the engine must match.",
+    )
+    cloud = serializers.ChoiceField(
+        locations.CLOUDS,
+        required=False,
+        help_text="Pinecone's `cloud` label, answered back to Pinecone's clients (which accept "
+        "only these); the server's VECTORPLANE_DEFAULT_CLOUD when absent.",
+    )
+    region = serializers.RegexField(
+        locations.REGION_PATTERN,
+        max_length=locations.REGION_MAX_LENGTH,
+        required=False,
+        help_text="Pinecone's `region` label (e.g. `us-east-1`); the server's "
+        "VECTORPLANE_DEFAULT_REGION when absent.",
     )
 
 

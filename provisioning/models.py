@@ -12,6 +12,7 @@ from django.db.models import Q
 
 from tenants.models import Engine, Tenant, Tier
 from tenants.scoping import TenantScopedManager
+from vectorplane import locations
 
 
 class Metric(models.TextChoices):
@@ -165,6 +166,17 @@ class Index(models.Model):
     )
     deletion_protection = models.BooleanField(default=False)
     tags = models.JSONField(default=dict, blank=True)
+    cloud = models.CharField(
+        max_length=8,
+        choices=[(cloud, cloud) for cloud in locations.CLOUDS],
+        default=locations.DEFAULT_CLOUD,
+        help_text="Pinecone's `cloud` label, answered back as created (a label, not placement).",
+    )
+    region = models.CharField(
+        max_length=locations.REGION_MAX_LENGTH,
+        default=locations.DEFAULT_REGION,
+        help_text="Pinecone's `region` label, answered back as created (a label, not placement).",
+    )
     status = models.CharField(
         max_length=16, choices=IndexStatus.choices, default=IndexStatus.INITIALIZING
     )
@@ -183,7 +195,14 @@ class Index(models.Model):
                 fields=["tenant", "name"],
                 condition=~Q(status="deleted"),
                 name="provisioning_index_unique_live_name",
-            )
+            ),
+            models.CheckConstraint(
+                condition=Q(cloud__in=locations.CLOUDS), name="provisioning_index_cloud_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(region__regex=locations.REGION_PATTERN),
+                name="provisioning_index_region_valid",
+            ),
         ]
         indexes: ClassVar = [
             models.Index(fields=["tenant", "-created_at", "-id"], name="provisioning_index_list")

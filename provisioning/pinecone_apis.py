@@ -8,8 +8,10 @@ that the official `pinecone` client works unchanged but for the host:
 Shapes follow the client's 2026-07 models (docs/pinecone-compat.md): an index is `name`,
 `host`, `status{ready,state}`, `schema.fields._values{type,dimension,metric}`,
 `deployment{deployment_type,cloud,region}`, `deletion_protection`; the 2025-era top-level
-`dimension`/`metric`/`spec`/`vector_type` are added for older clients. The tenant is the API
-key's. Reads need any scope; create, configure and delete need the key's `admin` scope.
+`dimension`/`metric`/`spec`/`vector_type` are added for older clients (5.x-9.x read those).
+`cloud` and `region` are the labels the index was created with (vectorplane/locations.py).
+The tenant is the API key's. Reads need any scope; create, configure and delete need the key's
+`admin` scope.
 """
 
 from __future__ import annotations
@@ -30,12 +32,10 @@ from controlplane.api.views import BaseAPIView
 from controlplane.errors import ApplicationError, NotFoundError
 from tenants.models import ApiKey, Scope, TenantStatus
 from tenants.scoping import enter_tenant_scope, exit_tenant_scope
+from vectorplane import locations
 
 from . import selectors, services
 from .models import Index, IndexStatus
-
-CLOUD = "vectorplane"
-REGION = "local"
 
 
 def pinecone_index(index: Index, *, tenant_slug: str) -> dict[str, Any]:
@@ -52,8 +52,9 @@ def pinecone_index(index: Index, *, tenant_slug: str) -> dict[str, Any]:
         deployment: dict[str, Any] = {"deployment_type": "byoc", "environment": environment}
         legacy: dict[str, Any] = {"byoc": {"environment": environment}}
     else:
-        deployment = {"deployment_type": "managed", "cloud": CLOUD, "region": REGION}
-        legacy = {"serverless": {"cloud": CLOUD, "region": REGION}}
+        # The labels it was created with: clients 5.x-7.x accept only aws, gcp and azure here.
+        deployment = {"deployment_type": "managed", "cloud": index.cloud, "region": index.region}
+        legacy = {"serverless": {"cloud": index.cloud, "region": index.region}}
     return {
         "name": index.name,
         "host": host,
@@ -120,10 +121,21 @@ def _parse_create(body: Any) -> dict[str, Any]:
     metric = str(dense.get("metric") or "cosine").lower()
     deployment = body.get("deployment")
     spec = body.get("spec")
+    if deployment is not None and not isinstance(deployment, dict):
+        raise _bad("deployment must be an object.", field="deployment")
+    if spec is not None and not isinstance(spec, dict):
+        raise _bad("spec must be an object.", field="spec")
+    where = "deployment"
     if deployment is None and isinstance(spec, dict) and len(spec) == 1:  # a pre-2026 body
         kind, value = next(iter(spec.items()))
-        if kind in ("pod", "byoc") and isinstance(value, dict):
+        if not isinstance(value, dict):
+            raise _bad(f"spec.{kind} must be an object.", field=f"spec.{kind}")
+        if kind in ("pod", "byoc"):
             deployment = {"deployment_type": kind, **value}
+        elif kind == "serverless":
+            deployment = {"deployment_type": "managed", **value}
+            where = "spec.serverless"
+    cloud, region = _parse_location(deployment, where)
     cluster_name = None
     if isinstance(deployment, dict) and deployment.get("deployment_type") not in (None, "managed"):
         # A dedicated cluster of the tenant, named by `environment` (BYOC: the tenant's own
@@ -154,7 +166,23 @@ def _parse_create(body: Any) -> dict[str, Any]:
         "deletion_protection": protection == "enabled",
         "tags": tags,
         "cluster_name": cluster_name,
+        "cloud": cloud,
+        "region": region,
     }
+
+
+def _parse_location(deployment: dict[str, Any] | None, where: str) -> tuple[str | None, str | None]:
+    """The cloud and region labels of a managed (serverless) deployment; None for those not
+    given (the service then takes the server's defaults) and for pod/byoc deployments, which
+    name a dedicated cluster instead."""
+    if deployment is None or deployment.get("deployment_type") not in (None, "managed"):
+        return None, None
+    cloud, region = deployment.get("cloud"), deployment.get("region")
+    if cloud is not None and (error := locations.cloud_error(cloud)):
+        raise _bad(error, field=f"{where}.cloud")
+    if region is not None and (error := locations.region_error(region)):
+        raise _bad(error, field=f"{where}.region")
+    return cloud, region
 
 
 class _PineconeView(BaseAPIView):

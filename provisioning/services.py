@@ -7,6 +7,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -16,7 +17,7 @@ from tenants.models import Engine, Role, Tenant, Tier
 from tenants.scoping import tenant_scope
 from tenants.selectors import tenant_effective_limits
 from tenants.services import _lock_tenant, _require_active, _require_role, audit_record
-from vectorplane import names, pgerrors
+from vectorplane import locations, names, pgerrors
 
 from . import shared_tier
 from .clusters import cluster_pg_url, cluster_qdrant_client
@@ -77,6 +78,20 @@ def check_tags(tags: object, *, allow_empty_values: bool) -> dict[str, str]:
     return dict(tags)
 
 
+def check_location(cloud: object, region: object) -> tuple[str, str]:
+    """The index's cloud and region labels, the operator's defaults for those not given
+    (None). Raises `validation_error` naming the field."""
+    cloud = settings.VECTORPLANE_DEFAULT_CLOUD if cloud is None else cloud
+    region = settings.VECTORPLANE_DEFAULT_REGION if region is None else region
+    error = locations.cloud_error(cloud)
+    if error or not isinstance(cloud, str):
+        raise ApplicationError("validation_error", str(error), details={"field": "cloud"})
+    error = locations.region_error(region)
+    if error or not isinstance(region, str):
+        raise ApplicationError("validation_error", str(error), details={"field": "region"})
+    return cloud, region
+
+
 def _label(index: Index) -> str:
     return index.name
 
@@ -109,11 +124,17 @@ def index_create(
     deletion_protection: bool = False,
     tags: dict[str, str] | None = None,
     cluster: Cluster | None = None,
+    cloud: str | None = None,
+    region: str | None = None,
 ) -> Index:
+    """`cloud` and `region` are Pinecone's labels (vectorplane/locations.py), kept and answered
+    back; when not given, the operator's defaults (VECTORPLANE_DEFAULT_CLOUD / _REGION)."""
     _require_role(actor=actor, tenant=tenant, minimum=Role.MEMBER)
     _require_active(tenant)
     check_name(name, "index")
     tags = check_tags(tags or {}, allow_empty_values=False)
+
+    cloud, region = check_location(cloud, region)
     if metric not in Metric.values:
         raise ApplicationError("validation_error", "Unknown metric.", details={"metric": metric})
     limits = tenant_effective_limits(tenant=tenant).limits
@@ -200,6 +221,8 @@ def index_create(
             text_field=text_field,
             deletion_protection=deletion_protection,
             tags=tags or {},
+            cloud=cloud,
+            region=region,
             status=IndexStatus.INITIALIZING,
         )
         index.cluster = cluster
@@ -232,6 +255,8 @@ def index_create(
                 "tier": tier,
                 "text_field": text_field,
                 "cluster": cluster.name if cluster else None,
+                "cloud": cloud,
+                "region": region,
             },
         )
     return index

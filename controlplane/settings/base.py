@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from vectorplane import config
+from vectorplane import config, locations
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -126,6 +126,17 @@ VECTORPLANE_KEY_ROTATION_GRACE_SECONDS = config.env_int(
 VECTORPLANE_INVITATION_TTL_SECONDS = config.env_int(
     "VECTORPLANE_INVITATION_TTL_SECONDS", 7 * 24 * 3600
 )
+
+# The cloud and region an index answers when its creator named none (Pinecone's API labels;
+# see vectorplane/locations.py). Checked here, so a bad value stops the start.
+VECTORPLANE_DEFAULT_CLOUD = config.env_str("VECTORPLANE_DEFAULT_CLOUD", locations.DEFAULT_CLOUD)
+VECTORPLANE_DEFAULT_REGION = config.env_str("VECTORPLANE_DEFAULT_REGION", locations.DEFAULT_REGION)
+for _name, _error in (
+    ("VECTORPLANE_DEFAULT_CLOUD", locations.cloud_error(VECTORPLANE_DEFAULT_CLOUD)),
+    ("VECTORPLANE_DEFAULT_REGION", locations.region_error(VECTORPLANE_DEFAULT_REGION)),
+):
+    if _error:
+        raise config.ConfigError(f"environment variable {_name}: {_error}")
 
 LOGGING = {
     "version": 1,

@@ -213,6 +213,158 @@ def test_pinecone_older_body_and_refusals(tenant: Tenant) -> None:
     assert bogus.json()["error"]["code"] == "unknown_field"
 
 
+# Pinecone's clients 5.x-7.x refuse an index whose `spec.serverless.cloud` is not aws, gcp or
+# azure (each of their control-plane calls failed on `vectorplane`): an index keeps and answers
+# the cloud and region it was created with.
+
+
+def _location(model: dict[str, Any]) -> tuple[tuple[str, str], tuple[str, str]]:
+    """(cloud, region) as the 2026-07 `deployment` and as the legacy `spec.serverless` say."""
+    deployment, legacy = model["deployment"], model["spec"]["serverless"]
+    assert deployment["deployment_type"] == "managed" and set(model["spec"]) == {"serverless"}
+    return (deployment["cloud"], deployment["region"]), (legacy["cloud"], legacy["region"])
+
+
+def test_pinecone_cloud_and_region_are_kept(tenant: Tenant) -> None:
+    _, secret = make_key(tenant, scopes=[Scope.READ, Scope.ADMIN])
+    pc = _key_client(secret)
+    schema = {"fields": {"_values": {"type": "dense_vector", "dimension": 3, "metric": "cosine"}}}
+    managed = {"deployment_type": "managed", "cloud": "gcp", "region": "europe-west4"}
+    bodies: dict[str, dict[str, Any]] = {
+        # pinecone 10.x: the 2026-07 body
+        "new": {"schema": schema, "deployment": managed},
+        # pinecone 5.x-9.x: ServerlessSpec(cloud="azure", region="eastus2")
+        "old": {"dimension": 3, "spec": {"serverless": {"cloud": "azure", "region": "eastus2"}}},
+        # neither (pc.create_index without spec, 10.x): the server's defaults
+        "bare": {"schema": schema},
+    }
+    expected = {
+        "new": ("gcp", "europe-west4"),
+        "old": ("azure", "eastus2"),
+        "bare": ("aws", "us-east-1"),
+    }
+    for name, body in bodies.items():
+        created = pc.post("/indexes", {"name": name, **body}, format="json")
+        assert created.status_code == 201, created.json()
+        assert _location(created.json()) == (expected[name], expected[name])
+        assert _location(pc.get(f"/indexes/{name}").json()) == (expected[name], expected[name])
+    listed = {i["name"]: _location(i)[0] for i in pc.get("/indexes").json()["indexes"]}
+    assert listed == expected
+    with tenant_scope(tenant.id):
+        rows = dict(Index.objects.values_list("name", "cloud"))
+    assert rows == {"new": "gcp", "old": "azure", "bare": "aws"}
+
+
+def test_pinecone_default_location_is_the_servers(tenant: Tenant, settings: Any) -> None:
+    settings.VECTORPLANE_DEFAULT_CLOUD = "gcp"
+    settings.VECTORPLANE_DEFAULT_REGION = "us-central1"
+    _, secret = make_key(tenant, scopes=[Scope.READ, Scope.ADMIN])
+    created = _key_client(secret).post("/indexes", {"name": "d", "dimension": 3}, format="json")
+    assert _location(created.json()) == (("gcp", "us-central1"), ("gcp", "us-central1"))
+    # ... and a deployment naming only one of them takes the default for the other.
+    half = _key_client(secret).post(
+        "/indexes",
+        {"name": "h", "dimension": 3, "deployment": {"deployment_type": "managed", "cloud": "aws"}},
+        format="json",
+    )
+    assert _location(half.json())[0] == ("aws", "us-central1")
+
+
+@pytest.mark.parametrize(
+    ("location", "field"),
+    [
+        ({"cloud": "vectorplane", "region": "local"}, "cloud"),  # what we answered before
+        ({"cloud": "AWS", "region": "us-east-1"}, "cloud"),
+        ({"cloud": 1, "region": "us-east-1"}, "cloud"),
+        ({"cloud": "aws", "region": "us\x00east"}, "region"),
+        ({"cloud": "aws", "region": "us-east-1\n"}, "region"),
+        ({"cloud": "aws", "region": "US-EAST-1"}, "region"),
+        ({"cloud": "aws", "region": "x" * 64}, "region"),
+        ({"cloud": "aws", "region": ""}, "region"),
+        ({"cloud": "aws", "region": ["us-east-1"]}, "region"),
+    ],
+)
+@pytest.mark.parametrize("shape", ["deployment", "spec"])
+def test_pinecone_bad_cloud_or_region_is_400(
+    tenant: Tenant, location: dict[str, Any], field: str, shape: str
+) -> None:
+    _, secret = make_key(tenant, scopes=[Scope.READ, Scope.ADMIN])
+    if shape == "deployment":
+        body = {"deployment": {"deployment_type": "managed", **location}}
+        where = f"deployment.{field}"
+    else:
+        body = {"spec": {"serverless": location}}
+        where = f"spec.serverless.{field}"
+    response = _key_client(secret).post(
+        "/indexes", {"name": "bad", "dimension": 3, **body}, format="json"
+    )
+    assert response.status_code == 400, response.json()
+    assert response.json()["error"]["code"] == "validation_error"
+    assert response.json()["error"]["details"] == {"field": where}
+    with tenant_scope(tenant.id):
+        assert not Index.objects.filter(name="bad").exists()
+
+
+def test_pinecone_deployment_and_spec_must_be_objects(tenant: Tenant) -> None:
+    _, secret = make_key(tenant, scopes=[Scope.READ, Scope.ADMIN])
+    pc = _key_client(secret)
+    for body, field in (
+        ({"deployment": "managed"}, "deployment"),
+        ({"spec": ["serverless"]}, "spec"),
+        ({"spec": {"serverless": "aws"}}, "spec.serverless"),
+    ):
+        response = pc.post("/indexes", {"name": "o", "dimension": 3, **body}, format="json")
+        assert response.status_code == 400, (body, response.json())
+        assert response.json()["error"]["details"] == {"field": field}
+
+
+def test_our_api_cloud_and_region(owner: Any, tenant: Tenant) -> None:
+    client = _client(owner)
+    default = client.post(BASE, {"name": "a", "dimension": 3}, format="json").json()
+    assert (default["cloud"], default["region"]) == ("aws", "us-east-1")
+    chosen = client.post(
+        BASE, {"name": "b", "dimension": 3, "cloud": "azure", "region": "westeurope"}, format="json"
+    ).json()
+    assert (chosen["cloud"], chosen["region"]) == ("azure", "westeurope")
+    assert client.get(f"{BASE}/b").json()["region"] == "westeurope"
+    _, secret = make_key(tenant, scopes=[Scope.READ])  # and Pinecone's API says the same
+    assert _location(_key_client(secret).get("/indexes/b").json())[0] == ("azure", "westeurope")
+    for bad in ({"cloud": "vectorplane"}, {"region": "a b"}, {"region": "r" * 64}):
+        response = client.post(BASE, {"name": "c", "dimension": 3, **bad}, format="json")
+        assert response.status_code == 400, response.json()
+        assert response.json()["error"]["code"] == "validation_error"
+
+
+def test_cloud_and_region_constraints(tenant: Tenant) -> None:
+    """The table refuses what the services refuse (a write that bypasses them)."""
+    from django.db import IntegrityError, transaction
+
+    _, secret = make_key(tenant, scopes=[Scope.READ, Scope.ADMIN])
+    _key_client(secret).post("/indexes", {"name": "k", "dimension": 3}, format="json")
+    with tenant_scope(tenant.id):
+        for change in ({"cloud": "local"}, {"region": "us east"}, {"region": "-x"}):
+            with pytest.raises(IntegrityError), transaction.atomic():
+                Index.objects.filter(name="k").update(**change)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("VECTORPLANE_DEFAULT_CLOUD", "vectorplane"), ("VECTORPLANE_DEFAULT_REGION", "Local Region")],
+)
+def test_bad_default_location_stops_the_start(variable: str, value: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, variable: value}
+    result = subprocess.run(
+        [sys.executable, "-c", "import controlplane.settings"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert f"ConfigError: environment variable {variable}" in result.stderr, result.stderr
+
+
 def test_pinecone_read_key_cannot_create(tenant: Tenant) -> None:
     _, secret = make_key(tenant, scopes=[Scope.READ])
     pc = _key_client(secret)
