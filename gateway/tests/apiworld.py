@@ -121,16 +121,23 @@ class World:
         self.g = platform.tenant()
         self.gindex = self.g.index(unique("gx"), metric="dotproduct", text_field=True)
         self.gindex_name = self.gindex.name
+        # A cosine index, where a query vector of zeros must still be answered.
+        self.gcosine_name = self.g.index(unique("gc"), metric="cosine").name
         self.gkey = self.g.key(scopes=[Scope.READ, Scope.WRITE])
         for namespace in ("", "ns"):
             self.seeded(namespace)
+        self.seeded("ns", self.gcosine_name)
 
-    def seeded(self, namespace: str) -> str:
+    def seeded(self, namespace: str, index: str | None = None) -> str:
         """`namespace`, holding the two records `a` and `b` of the data plane's index."""
-        seed = [{"id": i, "values": [0.5, 1, 2], "text": "hello world",
+        seed = [{"id": i, "values": [0.5, 1, 2],
                  "metadata": {"genre": "drama", "year": 2021, "tags": ["a", "b"]}}
                 for i in ("a", "b")]  # fmt: skip
-        self.gateway.upsert(self.gindex_name, self.gkey, seed, namespace=namespace)
+        if index is None:
+            index = self.gindex_name
+            for record in seed:
+                record["text"] = "hello world"
+        self.gateway.upsert(index, self.gkey, seed, namespace=namespace)
         return namespace
 
     def close(self) -> None:
@@ -151,8 +158,8 @@ class World:
     def gateway_auth(self) -> dict[str, str]:
         return {"Api-Key": self.gkey}
 
-    def gateway_host(self) -> str:
-        return f"{self.gindex_name}-{self.g.slug}.{GATEWAY_DOMAIN}"
+    def gateway_host(self, index: str | None = None) -> str:
+        return f"{index or self.gindex_name}-{self.g.slug}.{GATEWAY_DOMAIN}"
 
     def session(self) -> tuple[httpx.Client, str]:
         """A signed-in session of the operator, and its CSRF token."""
@@ -283,9 +290,9 @@ class DryWorld(World):
     def __init__(self) -> None:
         self.pat = self.key = self.gkey = "vpk_placeholder_placeholder"
         self._csrf = "csrf"
-        self.gindex_name = "placeholder"
+        self.gindex_name = self.gcosine_name = "placeholder"
 
-    def gateway_host(self) -> str:
+    def gateway_host(self, index: str | None = None) -> str:
         return "host.example.test"
 
     def session(self) -> tuple[httpx.Client, str]:
@@ -322,7 +329,7 @@ class DryWorld(World):
     def fresh_member_id(self) -> str:
         return "1"
 
-    def seeded(self, namespace: str) -> str:
+    def seeded(self, namespace: str, index: str | None = None) -> str:
         return namespace
 
     def fresh_invitation(self) -> tuple[str, dict[str, str]]:
@@ -627,21 +634,24 @@ PINECONE_OVERLAY: dict[str, Any] = {
 
 
 def _gw(operation_id: str, build: Callable[[World, str], dict[str, Any] | list[tuple[str, str]]],
-        variant: str = "", *, get: bool = False, **meaning: set[str]) -> list[Base]:  # fmt: skip
+        variant: str = "", *, get: bool = False, cosine: bool = False,
+        **meaning: set[str]) -> list[Base]:  # fmt: skip
     """The same base request in the path form and in the host form. Writes go to a namespace
     of their own (`w-{uniq}`), so that what one case wrote never changes another's answer."""
 
     def path_form(w: World, uniq: str) -> Req:
         made = build(w, uniq)
+        index = w.gcosine_name if cosine else w.gindex_name
         if get:
             assert isinstance(made, list)
-            return Req(path={"index": w.gindex_name}, query=made, headers=w.gateway_auth())
-        return Req(path={"index": w.gindex_name}, body=made, headers=w.gateway_auth())
+            return Req(path={"index": index}, query=made, headers=w.gateway_auth())
+        return Req(path={"index": index}, body=made, headers=w.gateway_auth())
 
     def host_form(w: World, uniq: str) -> Req:
         req = path_form(w, uniq)
         req.path = {}
-        req.headers = {**req.headers, "Host": w.gateway_host()}
+        host = w.gateway_host(w.gcosine_name if cosine else None)
+        req.headers = {**req.headers, "Host": host}
         return req
 
     codes = {k: frozenset(v) for k, v in meaning.items()}
@@ -666,6 +676,8 @@ GATEWAY: list[Base] = [
                                 "includeMetadata": True,
                                 "sparseVector": {"indices": [1, 5], "values": [0.5, 0.25]},
                                 "text": "hello", "efSearch": 40}),
+    *_gw("query", lambda w, u: {"vector": [0.5, 1, 2], "topK": 3, "filter": {"genre": "drama"},
+                                "namespace": "ns"}, "cosine", cosine=True),
     *_gw("query", lambda w, u: {"id": "a", "topK": 3, "namespace": "ns"}, "by-id",
          id={"not_found"}, namespace={"not_found"}),
     *_gw("fetch", lambda w, u: [("ids", "a"), ("ids", "b"), ("namespace", "ns")], get=True),
