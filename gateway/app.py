@@ -19,10 +19,12 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import orjson
+import yaml
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -752,6 +754,30 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(gw.metrics), media_type=CONTENT_TYPE_LATEST)
 
 
+# This API's OpenAPI description, served by `openapi_routes`.
+OPENAPI_PATH = Path(__file__).resolve().parents[1] / "docs" / "gateway-openapi.yaml"
+
+
+def openapi_routes(path: Path = OPENAPI_PATH) -> list[Route]:
+    """`GET /openapi.yaml` and `GET /openapi.json`: the data plane's OpenAPI description
+    (docs/gateway-openapi.yaml), read once when the app is built and served without
+    credentials. An install without the file serves neither (the JSON 404; a warning at start)."""
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        logger.warning("the gateway's OpenAPI schema is not served: %s", exc)
+        return []
+    as_json = orjson.dumps(yaml.safe_load(text))
+
+    async def openapi_yaml(request: Request) -> Response:
+        return Response(text, media_type="application/yaml")
+
+    async def openapi_json(request: Request) -> Response:
+        return Response(as_json, media_type="application/json")
+
+    return [Route("/openapi.yaml", openapi_yaml), Route("/openapi.json", openapi_json)]
+
+
 async def not_found(request: Request, exc: Exception) -> Response:
     return GatewayError(404, "not_found", "No such endpoint.").response()
 
@@ -765,6 +791,7 @@ def build_routes() -> list[Route]:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
+        *openapi_routes(),
     ]
     for operation, (method, path, _scope, _handler) in OPERATIONS.items():
         methods = [method] + [m for (m, p), op in EXTRA_ROUTES.items() if op == operation]
