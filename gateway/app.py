@@ -452,8 +452,9 @@ async def op_fetch(gw: Gateway, ctx: Context, request: Request) -> Response:
             raise bad_request("validation_error", "ids must be a list of ids.", field="ids")
         raw_namespace = ctx.body.get("namespace")
     else:
-        ids = request.query_params.getlist("ids")
-        raw_namespace = request.query_params.get("namespace")
+        params = v.query_params(request)
+        ids = params.get("ids", [])
+        raw_namespace = params.get("namespace", [None])[-1]
     if not ids:
         raise bad_request("validation_error", "Pass at least one id.", field="ids")
     if len(ids) > MAX_FETCH_IDS:
@@ -543,7 +544,7 @@ async def op_delete(gw: Gateway, ctx: Context, request: Request) -> Response:
 
 async def op_list(gw: Gateway, ctx: Context, request: Request) -> Response:
     key, index = ctx.key, ctx.index
-    params = request.query_params
+    params = {name: values[-1] for name, values in v.query_params(request).items()}
     namespace = v.namespace(params.get("namespace"), key.namespaces)
     prefix = params.get("prefix", "")
     if "\x00" in prefix or v.text_bytes(prefix) > MAX_ID_BYTES:

@@ -57,6 +57,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_FIELD_BYTES",
     "MAX_IN_VALUES",
+    "MAX_LITERAL_BYTES",
     "Compiled",
     "FilterError",
     "combine",
@@ -72,6 +73,9 @@ MAX_CONDITIONS: Final = 1_000
 MAX_IN_VALUES: Final = 10_000
 MAX_FIELD_BYTES: Final = 512
 """Longest field name, in UTF-8 bytes."""
+MAX_LITERAL_BYTES: Final = 40 * 1024
+"""Longest string literal, in UTF-8 bytes: a record's whole metadata is at most 40 KB, so a
+longer string can never match."""
 # Integer literals must fit a signed 64-bit integer (floats: any finite double).
 _MAX_INT: Final = 2**63 - 1
 _MIN_INT: Final = -(2**63)
@@ -217,6 +221,11 @@ def _literal(value: object, path: Path) -> Scalar:
         return value
     if isinstance(value, str):
         _check_text(value, "string literal", path)
+        if len(value.encode("utf-8")) > MAX_LITERAL_BYTES:
+            raise _fail(
+                f"string literal longer than {MAX_LITERAL_BYTES} bytes", path,
+                limit=MAX_LITERAL_BYTES,
+            )  # fmt: skip
         return value
     if isinstance(value, Mapping):
         raise _fail("nested objects are not valid literals", path)

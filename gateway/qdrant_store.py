@@ -48,7 +48,14 @@ from provisioning.qdrant_tier import DENSE, SPARSE, collection_name
 from .filters import Compiled
 from .qdrant_filters import Condition, UnsupportedOnEngine, field, filter_json, record_payload
 from .registry import IndexInfo
-from .store import MetadataTooLarge, QuotaExceeded, Record, RowFilterViolation, encode_token
+from .store import (
+    MetadataTooLarge,
+    QuotaExceeded,
+    Record,
+    RowFilterViolation,
+    encode_token,
+    reported,
+)
 
 __all__ = ["STATS_NAMESPACES", "QdrantStore", "UnsupportedOnEngine", "point_id"]
 
@@ -81,6 +88,13 @@ def _direction(metric: str, values: list[float]) -> list[float]:
         return values
     norm = _norm(values)
     return [v / norm for v in values] if norm else values
+
+
+def _score(point: dict[str, Any]) -> float:
+    """A point's score; JSON has no infinity, so an overflowed float32 score arrives as null
+    (reported as the bound: gateway.store.reported)."""
+    value = point.get("score")
+    return math.inf if value is None else float(value)
 
 
 def _sparse_json(sparse: tuple[list[int], list[float]]) -> dict[str, Any]:
@@ -451,7 +465,7 @@ class QdrantStore:
         )
         points: list[dict[str, Any]] = found["points"]
         euclidean = index.metric == "euclidean"
-        scored = [(p, p["score"] * p["score"] if euclidean else p["score"]) for p in points]
+        scored = [(p, _score(p) * _score(p) if euclidean else _score(p)) for p in points]
         if sparse is not None and points:
             # Pinecone's sparse-dense score over the dense candidates: dense + sparse dot.
             extra = await self._points(
@@ -466,7 +480,7 @@ class QdrantStore:
                     "with_vector": False,
                 },
             )
-            bonus = {p["id"]: p["score"] for p in extra["points"]}
+            bonus = {p["id"]: _score(p) for p in extra["points"]}
             scored = [(p, s + bonus.get(p["id"], 0.0)) for p, s in scored]
             scored.sort(key=lambda pair: -pair[1])
         return [
@@ -491,7 +505,7 @@ class QdrantStore:
             body = {"query": _sparse_json(sparse), "using": SPARSE, "filter": selection,
                     "limit": top_k, "with_payload": fields, "with_vector": vectors}  # fmt: skip
             points = (await self._points(name, "query", body))["points"]
-            scored = [(p, float(p["score"])) for p in points]
+            scored = [(p, _score(p)) for p in points]
             if len(scored) < top_k:
                 # Records without a sparse vector (or no overlap) score 0, as on pgvector.
                 seen = {p["id"] for p, _ in scored}
@@ -511,7 +525,7 @@ class QdrantStore:
         include_metadata: bool,
     ) -> dict[str, Any]:  # fmt: skip
         payload = point.get("payload") or {}
-        item: dict[str, Any] = {"id": payload["_id"], "score": score}
+        item: dict[str, Any] = {"id": payload["_id"], "score": reported(score)}
         if include_values:
             item["values"] = self._values(index, point)
             sp = self._sparse(point)

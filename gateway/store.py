@@ -25,6 +25,19 @@ from .registry import IndexInfo
 _OPERATOR = {"cosine": "<=>", "euclidean": "<->", "dotproduct": "<#>"}
 
 
+SCORE_BOUND = 3.4028234663852886e38
+
+
+def reported(score: float) -> float:
+    """A score as JSON can carry it: the engines compute in float32, so a dot product or
+    distance of vectors near float32's limit overflows to infinity; it is reported as
+    ±3.4028234663852886e38 (float32's largest value), and NaN (infinity minus infinity in a
+    sparse-dense sum) as 0."""
+    if score != score:
+        return 0.0
+    return max(-SCORE_BOUND, min(SCORE_BOUND, score))
+
+
 def score(metric: str, distance: float) -> float:
     if metric == "cosine":
         return 1.0 - distance  # cosine similarity
@@ -78,7 +91,12 @@ def encode_token(value: str) -> str:
 
 
 def decode_token(token: str) -> str:
-    return base64.urlsafe_b64decode((token + "=" * (-len(token) % 4)).encode()).decode()
+    """The id a list token holds. Raises ValueError for anything `encode_token` did not make:
+    only the URL-safe alphabet (a stray character is an error, not skipped), UTF-8 inside."""
+    if not token.isascii():
+        raise ValueError("not base64")
+    padded = (token + "=" * (-len(token) % 4)).encode()
+    return base64.b64decode(padded, altchars=b"-_", validate=True).decode("utf-8")
 
 
 SPARSE_DIMS = 1_000_000_000
@@ -439,7 +457,7 @@ class Store:
             matches.sort(key=lambda m: -m["score"])
         out = []
         for m in matches[:top_k]:
-            item: dict[str, Any] = {"id": m["id"], "score": m["score"]}
+            item: dict[str, Any] = {"id": m["id"], "score": reported(m["score"])}
             if include_values:
                 item["values"] = parse_vector(m["values"]) if m["values"] else []
                 sp = parse_sparse(m["sparse"])

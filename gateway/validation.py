@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
+from urllib.parse import parse_qs
 
 import orjson
 from starlette.requests import Request
@@ -84,6 +85,20 @@ async def json_body(request: Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise bad_request("validation_error", "The body must be a JSON object.")
     return present(data)
+
+
+def query_params(request: Request) -> dict[str, list[str]]:
+    """The query string's parameters, decoded strictly: percent-escapes that are not UTF-8
+    (e.g. `%ED%A0%80`, a lone surrogate) are `400 validation_error`, not U+FFFD characters
+    that would silently name something else."""
+    raw = request.scope.get("query_string", b"")
+    try:
+        return parse_qs(raw.decode("latin-1"), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise bad_request(
+            "validation_error", "The query string is not valid UTF-8 (after percent-decoding).",
+            field="query",
+        ) from exc  # fmt: skip
 
 
 def present(data: dict[str, Any]) -> dict[str, Any]:

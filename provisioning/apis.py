@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from controlplane.api.pagination import PAGINATION_PARAMETERS, paginate, paginated
+from controlplane.api.pagination import PAGINATION_PARAMETERS, paginate, paginated, query_filters
 from controlplane.api.schema import errors
 from controlplane.api.serializers import QueryInputSerializer, StrictInputSerializer
 from controlplane.api.views import TenantAPIView
@@ -57,6 +57,24 @@ class IndexOutput(serializers.Serializer[Any]):
         return selectors.index_host(index, tenant_slug=self.context["tenant_slug"])
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "maxProperties": services.MAX_TAGS,
+        "propertyNames": {"type": "string", "pattern": services.TAG_KEY_PATTERN,
+                          "maxLength": services.MAX_TAG_KEY_LENGTH},
+        "additionalProperties": {"type": "string", "maxLength": services.MAX_TAG_VALUE_LENGTH,
+                                 "pattern": "^[^\\x00]*$"},
+        "description": "Tags (Pinecone's rules): at most 20; keys 1-80 letters, digits, `_` and "
+        "`-`; values at most 120 characters. On configure an empty value removes the tag.",
+    }
+)  # fmt: skip
+class TagsField(serializers.DictField):
+    """An index's tags: validated by `services.check_tags`, for both APIs."""
+
+    child = serializers.CharField(allow_blank=True, trim_whitespace=False)
+
+
 class IndexCreateInput(StrictInputSerializer):
     name = serializers.RegexField(names.NAME_PATTERN, max_length=names.MAX_NAME_LENGTH)
     dimension = serializers.IntegerField(min_value=1, max_value=65536)
@@ -68,9 +86,7 @@ class IndexCreateInput(StrictInputSerializer):
     ef_search = serializers.IntegerField(min_value=1, max_value=1000, default=100)
     text_field = serializers.BooleanField(default=False)
     deletion_protection = serializers.BooleanField(default=False)
-    tags = serializers.DictField(
-        child=serializers.CharField(max_length=120, allow_blank=True), default=dict
-    )
+    tags = TagsField(default=dict)
     cluster = serializers.CharField(
         required=False,
         max_length=45,
@@ -94,9 +110,7 @@ class IndexCreateInput(StrictInputSerializer):
 class IndexConfigureInput(StrictInputSerializer):
     ef_search = serializers.IntegerField(min_value=1, max_value=1000, required=False)
     deletion_protection = serializers.BooleanField(required=False)
-    tags = serializers.DictField(
-        child=serializers.CharField(max_length=120, allow_blank=True), required=False
-    )
+    tags = TagsField(required=False)
 
 
 class IndexListApi(TenantAPIView):
@@ -200,10 +214,10 @@ class UsageRowOutput(serializers.Serializer[Any]):
 
 
 class UsageFilterInput(QueryInputSerializer):
-    cursor = serializers.CharField(required=False)
-    limit = serializers.IntegerField(required=False)
-    since = serializers.DateTimeField(required=False)
-    until = serializers.DateTimeField(required=False)
+    """Usage filters (`cursor` and `limit` are the pagination's)."""
+
+    since = serializers.DateTimeField(required=False, help_text="ISO 8601, inclusive.")
+    until = serializers.DateTimeField(required=False, help_text="ISO 8601, exclusive.")
     index = serializers.CharField(required=False, max_length=45)
 
 
@@ -226,22 +240,14 @@ class UsageApi(TenantAPIView):
         description="Hourly usage per index (requests, read and write units, queries, vectors "
         "written and deleted), newest first, as counted by the gateway and flushed every few "
         "seconds. Filter with `since`/`until` (ISO 8601) and `index`.",
-        parameters=[
-            *PAGINATION_PARAMETERS,
-            OpenApiParameter("since", str),
-            OpenApiParameter("until", str),
-            OpenApiParameter("index", str),
-        ],
+        parameters=[*PAGINATION_PARAMETERS, UsageFilterInput],
         responses={200: paginated(UsageRowOutput), **INDEX_ERRORS},
     )
     def get(self, request: Request, tenant_slug: str) -> Response:
-        filters = UsageFilterInput(data=request.query_params.dict())
+        filters = UsageFilterInput(data=query_filters(request))
         filters.is_valid(raise_exception=True)
-        values = {k: v for k, v in filters.validated_data.items() if k not in {"cursor", "limit"}}
-        return paginate(
-            request, selectors.usage_list(**values), serializer_class=UsageRowOutput,
-            keys=("hour", "id"),
-        )  # fmt: skip
+        rows = selectors.usage_list(**filters.validated_data)
+        return paginate(request, rows, serializer_class=UsageRowOutput, keys=("hour", "id"))
 
 
 class StoredVectorsApi(TenantAPIView):

@@ -19,6 +19,7 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
+from kombu.exceptions import KombuError
 
 from controlplane.errors import ApplicationError, ConflictError
 from tenants.actors import Actor
@@ -122,10 +123,24 @@ def _check_plan(tenant: Tenant, *, engine: str, size: str, replicas: int) -> dic
 
 
 def _enqueue(task_name: str, cluster_id: uuid.UUID) -> None:
+    """Queue the task once the row commits. The row is the truth: if the broker cannot take
+    the message (down, unreachable), the change is still acknowledged — `clusters_reconcile`
+    (beat) finds the cluster in its pending/updating/deleting state and runs the task — so the
+    request answers as usual instead of a 500 for a change that was made."""
     from . import tasks
 
     task = getattr(tasks, task_name)
-    transaction.on_commit(lambda: task.delay(str(cluster_id)))
+
+    def send() -> None:
+        try:
+            task.delay(str(cluster_id))
+        except (KombuError, OSError) as exc:
+            logger.warning(
+                "cluster %s: could not queue %s (%s); the reconcile task will run it",
+                cluster_id, task_name, exc,
+            )  # fmt: skip
+
+    transaction.on_commit(send)
 
 
 # --------------------------------------------------------------------------- services

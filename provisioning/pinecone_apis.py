@@ -16,6 +16,7 @@ The tenant is the API key's. Reads need any scope; create, configure and delete 
 
 from __future__ import annotations
 
+import re
 from contextvars import Token
 from typing import Any
 from uuid import UUID
@@ -32,10 +33,12 @@ from controlplane.api.views import BaseAPIView
 from controlplane.errors import ApplicationError, NotFoundError
 from tenants.models import ApiKey, Scope, TenantStatus
 from tenants.scoping import enter_tenant_scope, exit_tenant_scope
-from vectorplane import locations
+from vectorplane import locations, names
 
 from . import selectors, services
-from .models import Index, IndexStatus
+from .models import Index, IndexStatus, Metric
+
+MAX_DIMENSION = 65_536  # our API's bound too (IndexCreateInput); the plan decides below it
 
 
 def pinecone_index(index: Index, *, tenant_slug: str) -> dict[str, Any]:
@@ -80,91 +83,277 @@ def pinecone_index(index: Index, *, tenant_slug: str) -> dict[str, Any]:
     }
 
 
-def _bad(message: str, **details: Any) -> ApplicationError:
+def _bad(message: str, field: str | None = None, **details: Any) -> ApplicationError:
+    if field is not None:
+        details = {"field": field, **details}
     return ApplicationError("validation_error", message, details=details)
+
+
+# The request bodies, as the parsers below enforce them (and as docs/openapi.yaml shows them).
+# Pinecone's rule for its API as for the gateway's: an optional field sent as null is absent.
+_NAME_SCHEMA = {"type": "string", "pattern": names.NAME_PATTERN,
+                "maxLength": names.MAX_NAME_LENGTH}
+_DIMENSION_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_DIMENSION}
+_METRIC_SCHEMA = {"type": ["string", "null"], "enum": [*Metric.values, None]}
+_CLOUD_SCHEMA = {"type": ["string", "null"], "enum": [*locations.CLOUDS, None]}
+_REGION_SCHEMA = {"type": ["string", "null"], "pattern": locations.REGION_PATTERN,
+                  "maxLength": locations.REGION_MAX_LENGTH}
+_PROTECTION_SCHEMA = {"type": ["string", "null"], "enum": ["enabled", "disabled", None]}
+_TAGS_SCHEMA = {
+    "type": ["object", "null"],
+    "maxProperties": services.MAX_TAGS,
+    "propertyNames": {"type": "string", "pattern": services.TAG_KEY_PATTERN,
+                      "maxLength": services.MAX_TAG_KEY_LENGTH},
+    "additionalProperties": {"type": "string", "maxLength": services.MAX_TAG_VALUE_LENGTH,
+                             "pattern": "^[^\\x00]*$"},
+    "description": "At most 20; keys 1-80 letters, digits, `_` and `-`; values at most 120 "
+    "characters (on configure, an empty value removes the tag).",
+}
+_READ_CAPACITY_SCHEMA = {
+    "type": ["object", "null"],
+    "additionalProperties": False,
+    "properties": {"mode": {"type": ["string", "null"], "enum": ["OnDemand", None]}},
+    "description": "Only `OnDemand` (dedicated read nodes do not apply).",
+}
+
+
+def _object(properties: dict[str, Any], required: tuple[str, ...] = (),
+            nullable: bool = True) -> dict[str, Any]:  # fmt: skip
+    schema: dict[str, Any] = {"type": ["object", "null"] if nullable else "object",
+                              "additionalProperties": False, "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    return schema  # fmt: skip
+
+
+_ENVIRONMENT_SCHEMA = {**_NAME_SCHEMA, "description": "One of your dedicated clusters (its name)."}
+_POD_FIELDS = {
+    "environment": _ENVIRONMENT_SCHEMA,
+    "pod_type": {"type": ["string", "null"], "maxLength": 32, "pattern": "^[a-z0-9.]*$",
+                 "description": "Accepted and ignored (the cluster's size decides)."},
+    "replicas": {"type": ["integer", "null"], "minimum": 1, "maximum": 100},
+    "shards": {"type": ["integer", "null"], "minimum": 1, "maximum": 100},
+    "pods": {"type": ["integer", "null"], "minimum": 1, "maximum": 10000},
+}  # fmt: skip
+PINECONE_CREATE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name"],
+    "description": "The 2026-07 body (`schema`, `deployment`) or the 2025 one (`dimension`, "
+    "`metric`, `spec`); one of `schema._values.dimension` and `dimension` is required. A "
+    "`byoc` or `pod` deployment puts the index on the dedicated cluster its `environment` "
+    "names.",
+    "properties": {
+        "name": _NAME_SCHEMA,
+        "schema": _object({"fields": _object({
+            "_values": _object({
+                "type": {"type": ["string", "null"], "enum": ["dense_vector", None]},
+                "dimension": _DIMENSION_SCHEMA,
+                "metric": _METRIC_SCHEMA,
+            }, ("dimension",)),
+            "_sparse_values": {"type": ["object", "null"],
+                               "description": "Refused: sparse-only indexes are not supported "
+                               "(`unsupported_combination`)."},
+        })}),
+        "deployment": _object({
+            "deployment_type": {"type": ["string", "null"],
+                                "enum": ["managed", "pod", "byoc", None]},
+            "cloud": _CLOUD_SCHEMA,
+            "region": _REGION_SCHEMA,
+            **_POD_FIELDS,
+        }),
+        "dimension": {**_DIMENSION_SCHEMA, "type": ["integer", "null"]},
+        "metric": _METRIC_SCHEMA,
+        "vector_type": {"type": ["string", "null"], "enum": ["dense", None]},
+        "spec": {
+            "type": ["object", "null"], "minProperties": 1, "maxProperties": 1,
+            "additionalProperties": False,
+            "properties": {
+                "serverless": _object({"cloud": _CLOUD_SCHEMA, "region": _REGION_SCHEMA,
+                                       "read_capacity": _READ_CAPACITY_SCHEMA},
+                                      nullable=False),
+                "pod": _object(_POD_FIELDS, ("environment",), nullable=False),
+                "byoc": _object({"environment": _ENVIRONMENT_SCHEMA,
+                                 "read_capacity": _READ_CAPACITY_SCHEMA},
+                                ("environment",), nullable=False),
+            },
+        },
+        "read_capacity": _READ_CAPACITY_SCHEMA,
+        "deletion_protection": _PROTECTION_SCHEMA,
+        "tags": _TAGS_SCHEMA,
+    },
+}  # fmt: skip
+PINECONE_CONFIGURE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "deletion_protection": _PROTECTION_SCHEMA,
+        "tags": _TAGS_SCHEMA,
+        "deployment": {"type": ["object", "null"],
+                       "description": "Refused: pod settings do not apply "
+                       "(`unsupported_combination`)."},
+        "read_capacity": _READ_CAPACITY_SCHEMA,
+    },
+}  # fmt: skip
+
+
+def _present(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def _mapping(value: Any, field: str, known: set[str]) -> dict[str, Any]:
+    """An object with only `known` keys (null values dropped), or a 400 naming `field`."""
+    if not isinstance(value, dict):
+        raise _bad(f"{field} must be an object.", field)
+    value = _present(value)
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise ApplicationError(
+            "unknown_field", f"{field}: unknown field {unknown[0]!r}.",
+            details={"fields": [f"{field}.{u}" for u in unknown]},
+        )  # fmt: skip
+    return value
+
+
+def _choice(value: Any, field: str, allowed: tuple[str, ...], default: str) -> str:
+    if value is None:
+        return default
+    if not isinstance(value, str) or value not in allowed:
+        raise _bad(f"{field} is one of {', '.join(allowed)}.", field)
+    return value
+
+
+def _integer(value: Any, field: str, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise _bad(f"{field} must be an integer from {low} to {high}.", field)
+    return value
+
+
+def _read_capacity(value: Any, field: str) -> None:
+    if value is None:
+        return
+    mode = _mapping(value, field, {"mode"}).get("mode")
+    if mode is not None and mode != "OnDemand":
+        raise ApplicationError(
+            "unsupported_combination", "Only the OnDemand read capacity mode applies.",
+            details={"field": f"{field}.mode"},
+        )  # fmt: skip
+
+
+def _pod_options(deployment: dict[str, Any], where: str) -> None:
+    pod_type = deployment.get("pod_type")
+    if pod_type is not None and (
+        not isinstance(pod_type, str) or len(pod_type) > 32
+        or not re.fullmatch(r"[a-z0-9.]*", pod_type)
+    ):  # fmt: skip
+        raise _bad("pod_type is a short name such as p1.x1.", f"{where}.pod_type")
+    for name, high in (("replicas", 100), ("shards", 100), ("pods", 10_000)):
+        if deployment.get(name) is not None:
+            _integer(deployment[name], f"{where}.{name}", 1, high)
+
+
+_DEPLOYMENT_FIELDS = {"deployment_type", "cloud", "region", *_POD_FIELDS}
 
 
 def _parse_create(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise _bad("The body must be a JSON object.")
-    known = {"name", "schema", "deployment", "deletion_protection", "tags", "read_capacity",
-             "dimension", "metric", "spec", "vector_type"}  # fmt: skip
-    unknown = sorted(set(body) - known)
+    body = _present(body)
+    unknown = sorted(set(body) - set(PINECONE_CREATE_SCHEMA["properties"]))
     if unknown:
         raise ApplicationError("unknown_field", f"Unknown field {unknown[0]!r}.",
                                details={"fields": unknown})  # fmt: skip
     name = body.get("name")
     if not isinstance(name, str):
-        raise _bad("name is required.", field="name")
-    fields = (
-        (body.get("schema") or {}).get("fields") if isinstance(body.get("schema"), dict) else None
-    )
-    dense = (fields or {}).get("_values") if isinstance(fields, dict) else None
-    if isinstance(fields, dict) and set(fields) - {"_values", "_sparse_values"}:
-        raise ApplicationError(
-            "unsupported_combination",
-            "Only vector indexes (schema fields `_values`, `_sparse_values`) are supported.",
-            details={"fields": sorted(fields)},
-        )
-    if dense is None and body.get("dimension") is not None:  # a pre-2026 body
-        dense = {"type": "dense_vector", "dimension": body.get("dimension"),
-                 "metric": body.get("metric", "cosine")}  # fmt: skip
-    if not isinstance(dense, dict) or dense.get("type", "dense_vector") != "dense_vector":
+        raise _bad("name is required.", "name")
+    dense: dict[str, Any] | None = None
+    if "schema" in body:
+        schema = _mapping(body["schema"], "schema", {"fields"})
+        fields = schema.get("fields", {})
+        if not isinstance(fields, dict):
+            raise _bad("schema.fields must be an object.", "schema.fields")
+        fields = _present(fields)
+        if set(fields) - {"_values"}:
+            raise ApplicationError(
+                "unsupported_combination",
+                "Only dense vector indexes (schema field `_values`) are supported; sparse "
+                "values are stored per record on any index.",
+                details={"fields": sorted(fields)},
+            )
+        if "_values" in fields:
+            dense = _mapping(fields["_values"], "schema.fields._values",
+                             {"type", "dimension", "metric"})  # fmt: skip
+            _choice(dense.get("type"), "schema.fields._values.type", ("dense_vector",),
+                    "dense_vector")  # fmt: skip
+            where = "schema.fields._values"
+    if dense is None and "dimension" in body:  # a pre-2026 body
+        dense = {"dimension": body["dimension"], "metric": body.get("metric")}
+        where = ""
+    if dense is None:
         raise ApplicationError(
             "unsupported_combination",
             "A dense vector field (`_values` with a dimension) is required; sparse-only "
-            "indexes are not supported on the shared pgvector tier.",
+            "indexes are not supported.",
         )
-    dimension = dense.get("dimension")
-    if not isinstance(dimension, int) or isinstance(dimension, bool) or dimension < 1:
-        raise _bad("dimension must be a positive integer.", field="dimension")
-    metric = str(dense.get("metric") or "cosine").lower()
-    deployment = body.get("deployment")
-    spec = body.get("spec")
-    if deployment is not None and not isinstance(deployment, dict):
-        raise _bad("deployment must be an object.", field="deployment")
-    if spec is not None and not isinstance(spec, dict):
-        raise _bad("spec must be an object.", field="spec")
+    prefix = f"{where}." if where else ""
+    if "dimension" not in dense:
+        raise _bad("dimension is required.", f"{prefix}dimension")
+    dimension = _integer(dense["dimension"], f"{prefix}dimension", 1, MAX_DIMENSION)
+    metric = _choice(dense.get("metric"), f"{prefix}metric", tuple(Metric.values), "cosine")
+    if body.get("vector_type") is not None:
+        _choice(body["vector_type"], "vector_type", ("dense",), "dense")
+    _read_capacity(body.get("read_capacity"), "read_capacity")
+    deployment: dict[str, Any] | None = None
     where = "deployment"
-    if deployment is None and isinstance(spec, dict) and len(spec) == 1:  # a pre-2026 body
+    if "deployment" in body:
+        deployment = _mapping(body["deployment"], "deployment", _DEPLOYMENT_FIELDS)
+    elif "spec" in body:  # a pre-2026 body
+        spec = body["spec"]
+        if not isinstance(spec, dict):
+            raise _bad("spec must be an object.", "spec")
+        if len(spec) != 1 or next(iter(spec)) not in ("serverless", "pod", "byoc"):
+            raise _bad("spec is one of {serverless}, {pod} and {byoc}.", "spec")
         kind, value = next(iter(spec.items()))
-        if not isinstance(value, dict):
-            raise _bad(f"spec.{kind} must be an object.", field=f"spec.{kind}")
-        if kind in ("pod", "byoc"):
-            deployment = {"deployment_type": kind, **value}
-        elif kind == "serverless":
+        where = f"spec.{kind}"
+        if kind == "serverless":
+            value = _mapping(value, where, {"cloud", "region", "read_capacity"})
+            _read_capacity(value.pop("read_capacity", None), f"{where}.read_capacity")
             deployment = {"deployment_type": "managed", **value}
-            where = "spec.serverless"
-    cloud, region = _parse_location(deployment, where)
-    cluster_name = None
-    if isinstance(deployment, dict) and deployment.get("deployment_type") not in (None, "managed"):
-        # A dedicated cluster of the tenant, named by `environment` (BYOC: the tenant's own
-        # cluster; a pod spec is taken the same way).
-        if deployment.get("deployment_type") not in ("pod", "byoc"):
-            raise ApplicationError(
-                "unsupported_combination",
-                "deployment_type is managed (the shared tier), or byoc/pod with `environment` "
-                "naming one of your dedicated clusters.",
-                details={"deployment_type": deployment.get("deployment_type")},
-            )
+        elif kind == "byoc":
+            value = _mapping(value, where, {"environment", "read_capacity"})
+            _read_capacity(value.pop("read_capacity", None), f"{where}.read_capacity")
+            deployment = {"deployment_type": "byoc", **value}
+        else:
+            deployment = {"deployment_type": "pod", **_mapping(value, where, set(_POD_FIELDS))}
+    kind = (deployment or {}).get("deployment_type", "managed")
+    if not isinstance(kind, str) or kind not in ("managed", "pod", "byoc"):
+        raise ApplicationError(
+            "unsupported_combination",
+            "deployment_type is managed (the shared tier), or byoc/pod with `environment` "
+            "naming one of your dedicated clusters.",
+            details={"deployment_type": kind if isinstance(kind, str) else None},
+        )
+    cloud, region, cluster_name = None, None, None
+    if kind == "managed":
+        cloud, region = _parse_location(deployment, where)
+    else:
+        assert deployment is not None  # noqa: S101 - a non-managed kind came from it
+        _pod_options(deployment, where)
         cluster_name = deployment.get("environment")
-        if not isinstance(cluster_name, str) or not cluster_name:
+        if not names.is_name(cluster_name):
             raise _bad(
-                "A byoc or pod deployment names a dedicated cluster in `environment`.",
-                field="deployment.environment",
+                "A byoc or pod deployment names one of your dedicated clusters in "
+                "`environment`.",
+                f"{where}.environment",
             )
-    protection = body.get("deletion_protection", "disabled")
-    if protection not in ("enabled", "disabled"):
-        raise _bad("deletion_protection is enabled or disabled.", field="deletion_protection")
-    tags = body.get("tags") or {}
-    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
-        raise _bad("tags map strings to strings.", field="tags")
+    protection = _choice(body.get("deletion_protection"), "deletion_protection",
+                         ("enabled", "disabled"), "disabled")  # fmt: skip
     return {
         "name": name,
         "dimension": dimension,
         "metric": metric,
         "deletion_protection": protection == "enabled",
-        "tags": tags,
+        "tags": body.get("tags") or {},  # checked by services.check_tags, as for our API
         "cluster_name": cluster_name,
         "cloud": cloud,
         "region": region,
@@ -173,16 +362,40 @@ def _parse_create(body: Any) -> dict[str, Any]:
 
 def _parse_location(deployment: dict[str, Any] | None, where: str) -> tuple[str | None, str | None]:
     """The cloud and region labels of a managed (serverless) deployment; None for those not
-    given (the service then takes the server's defaults) and for pod/byoc deployments, which
-    name a dedicated cluster instead."""
-    if deployment is None or deployment.get("deployment_type") not in (None, "managed"):
+    given (the service then takes the server's defaults)."""
+    if deployment is None:
         return None, None
     cloud, region = deployment.get("cloud"), deployment.get("region")
     if cloud is not None and (error := locations.cloud_error(cloud)):
-        raise _bad(error, field=f"{where}.cloud")
+        raise _bad(error, f"{where}.cloud")
     if region is not None and (error := locations.region_error(region)):
-        raise _bad(error, field=f"{where}.region")
+        raise _bad(error, f"{where}.region")
+    for option in _POD_FIELDS:
+        if option in deployment:
+            raise _bad(f"{option} applies to pod and byoc deployments only.", f"{where}.{option}")
     return cloud, region
+
+
+def _parse_configure(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise _bad("The body must be a JSON object.")
+    body = _present(body)
+    unknown = sorted(set(body) - set(PINECONE_CONFIGURE_SCHEMA["properties"]))
+    if unknown:
+        raise ApplicationError("unknown_field", f"Unknown field {unknown[0]!r}.",
+                               details={"fields": unknown})  # fmt: skip
+    if "deployment" in body:
+        raise ApplicationError(
+            "unsupported_combination", "Pod settings (replicas, pod_type) do not apply."
+        )
+    _read_capacity(body.get("read_capacity"), "read_capacity")
+    protection = body.get("deletion_protection")
+    if protection is not None:
+        _choice(protection, "deletion_protection", ("enabled", "disabled"), "disabled")
+    return {
+        "deletion_protection": None if protection is None else protection == "enabled",
+        "tags": body.get("tags"),  # checked by services.check_tags
+    }
 
 
 class _PineconeView(BaseAPIView):
@@ -239,7 +452,7 @@ class PineconeIndexListApi(_PineconeView):
         tags=["pinecone"],
         description="Pinecone-compatible create_index (2026-07 `schema`/`deployment` body, or "
         "the older `dimension`/`metric`/`spec`). Ready when it answers.",
-        request=OpenApiTypes.OBJECT,
+        request={"application/json": PINECONE_CREATE_SCHEMA},
         responses={201: OpenApiResponse(OpenApiTypes.OBJECT), **errors(400, 401, 403, 409)},
     )
     def post(self, request: Request) -> Response:
@@ -275,35 +488,16 @@ class PineconeIndexDetailApi(_PineconeView):
         tags=["pinecone"],
         description="Pinecone-compatible configure_index: `deletion_protection` and `tags` "
         "(merged; an empty value removes a tag).",
-        request=OpenApiTypes.OBJECT,
+        request={"application/json": PINECONE_CONFIGURE_SCHEMA},
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT), **PINECONE_ERRORS},
     )
     def patch(self, request: Request, index_name: str) -> Response:
-        body = request.data
-        if not isinstance(body, dict):
-            raise _bad("The body must be a JSON object.")
-        unknown = sorted(set(body) - {"deletion_protection", "tags", "deployment", "read_capacity"})
-        if unknown:
-            raise ApplicationError("unknown_field", f"Unknown field {unknown[0]!r}.",
-                                   details={"fields": unknown})  # fmt: skip
-        if "deployment" in body:
-            raise ApplicationError(
-                "unsupported_combination", "Pod settings (replicas, pod_type) do not apply."
-            )
-        protection = body.get("deletion_protection")
-        if protection not in (None, "enabled", "disabled"):
-            raise _bad("deletion_protection is enabled or disabled.")
-        tags = body.get("tags")
-        if tags is not None and (
-            not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values())
-        ):
-            raise _bad("tags map strings to strings.", field="tags")
+        args = _parse_configure(request.data)
         index = services.index_configure(
             actor=self.actor(),
             tenant=self.tenant,
             index=self._index(index_name),
-            deletion_protection=None if protection is None else protection == "enabled",
-            tags=tags,
+            **args,
         )
         return Response(pinecone_index(index, tenant_slug=self.tenant.slug))
 

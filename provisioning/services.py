@@ -44,6 +44,7 @@ def check_name(name: str, what: str) -> None:
 MAX_TAGS = 20
 MAX_TAG_KEY_LENGTH = 80
 MAX_TAG_VALUE_LENGTH = 120
+TAG_KEY_PATTERN = r"^[A-Za-z0-9_-]{1,80}$"
 _TAG_KEY = re.compile(r"[A-Za-z0-9_-]{1,80}")
 
 

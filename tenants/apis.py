@@ -9,13 +9,13 @@ from django.contrib.auth import authenticate, get_user_model, login, logout
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.middleware.csrf import get_token
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from controlplane.api.pagination import PAGINATION_PARAMETERS, paginate, paginated
-from controlplane.api.schema import errors
+from controlplane.api.pagination import PAGINATION_PARAMETERS, paginate, paginated, query_filters
+from controlplane.api.schema import ROW_FILTER_SCHEMA, errors
 from controlplane.api.serializers import QueryInputSerializer, StrictInputSerializer
 from controlplane.api.views import BaseAPIView, TenantAPIView, client_ip
 from controlplane.errors import ApplicationError, NotFoundError
@@ -706,6 +706,11 @@ class InvitationAcceptApi(BaseAPIView):
 # =========================================================================== API keys
 
 
+@extend_schema_field(ROW_FILTER_SCHEMA)
+class RowFilterField(serializers.JSONField):
+    """A key's row filter (validated by the service with the filter language's rules)."""
+
+
 class ApiKeyOutput(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     name = serializers.CharField()
@@ -718,10 +723,7 @@ class ApiKeyOutput(serializers.Serializer[Any]):
     namespaces = serializers.ListField(
         child=serializers.CharField(), help_text="Empty: every namespace."
     )
-    row_filter = serializers.JSONField(
-        allow_null=True,
-        help_text="Metadata filter ANDed into every read and enforced on every write.",
-    )
+    row_filter = RowFilterField(allow_null=True)
     id_prefix = serializers.CharField(
         help_text="Every id this key writes starts with it (empty: no restriction)."
     )
@@ -765,14 +767,7 @@ class ApiKeyCreateInput(StrictInputSerializer):
         max_length=100,
         default=list,
     )
-    row_filter = serializers.JSONField(
-        required=False,
-        allow_null=True,
-        default=None,
-        help_text="A metadata filter (Pinecone syntax) bound to the key: the gateway ANDs it "
-        "into every read and refuses writes whose metadata does not satisfy it, e.g. "
-        '`{"user_id": {"$eq": "u42"}}` for a per-end-user key.',
-    )
+    row_filter = RowFilterField(required=False, allow_null=True, default=None)
     id_prefix = serializers.CharField(
         required=False,
         allow_blank=True,
@@ -913,15 +908,17 @@ class AuditEventOutput(serializers.Serializer[Any]):
 
 
 class AuditFilterInput(QueryInputSerializer):
-    cursor = serializers.CharField(required=False)
-    limit = serializers.IntegerField(required=False)
-    action = serializers.CharField(required=False, max_length=64)
-    actor_user_id = serializers.IntegerField(required=False)
+    """Audit filters (`cursor` and `limit` are the pagination's)."""
+
+    action = serializers.CharField(
+        required=False, max_length=64, help_text="e.g. `api_key.created`, or `member.` for a kind."
+    )
+    actor_user_id = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     actor_api_key_id = serializers.UUIDField(required=False)
     target_type = serializers.CharField(required=False, max_length=32)
     target_id = serializers.CharField(required=False, max_length=64)
-    since = serializers.DateTimeField(required=False)
-    until = serializers.DateTimeField(required=False)
+    since = serializers.DateTimeField(required=False, help_text="ISO 8601, inclusive.")
+    until = serializers.DateTimeField(required=False, help_text="ISO 8601, exclusive.")
 
 
 class AuditEventListApi(TenantAPIView):
@@ -932,23 +929,13 @@ class AuditEventListApi(TenantAPIView):
         tags=["audit"],
         description="The tenant's audit trail, newest first (admins). `action` matches exactly, "
         "or every action of a kind when it ends with a dot (`api_key.`).",
-        parameters=[
-            *PAGINATION_PARAMETERS,
-            OpenApiParameter("action", str, description="e.g. `api_key.created` or `member.`"),
-            OpenApiParameter("actor_user_id", int),
-            OpenApiParameter("actor_api_key_id", str),
-            OpenApiParameter("target_type", str),
-            OpenApiParameter("target_id", str),
-            OpenApiParameter("since", str, description="ISO 8601, inclusive."),
-            OpenApiParameter("until", str, description="ISO 8601, exclusive."),
-        ],
+        parameters=[*PAGINATION_PARAMETERS, AuditFilterInput],
         responses={200: paginated(AuditEventOutput), **TENANT_ERRORS},
     )
     def get(self, request: Request, tenant_slug: str) -> Response:
-        filters = AuditFilterInput(data=request.query_params.dict())
+        filters = AuditFilterInput(data=query_filters(request))
         filters.is_valid(raise_exception=True)
-        values = {k: v for k, v in filters.validated_data.items() if k not in {"cursor", "limit"}}
-        qs: QuerySet[AuditEvent] = selectors.audit_event_list(**values)
+        qs: QuerySet[AuditEvent] = selectors.audit_event_list(**filters.validated_data)
         return paginate(request, qs, serializer_class=AuditEventOutput)
 
 

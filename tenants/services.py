@@ -25,6 +25,7 @@ from controlplane.errors import (
 )
 from gateway.filters import FilterError
 from gateway.filters import validate as validate_filter
+from vectorplane import names
 
 from . import credentials
 from .actors import Actor
@@ -50,7 +51,6 @@ from .selectors import actor_role, api_key_is_usable
 User = get_user_model()
 
 RESERVED_SLUGS = frozenset({"api", "admin", "www", "app", "static", "console", "gateway", "new"})
-SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,38}[a-z0-9])$")
 DEFAULT_PLAN = "free"
 
 
@@ -202,7 +202,7 @@ def tenant_create(
         raise ApplicationError(
             "unknown_plan", f"There is no plan {plan_slug!r}.", details={"plan": plan_slug}
         )
-    if slug is not None and (not SLUG_RE.match(slug) or slug in RESERVED_SLUGS):
+    if slug is not None and (not names.is_slug(slug) or slug in RESERVED_SLUGS):
         raise ApplicationError(
             "invalid_slug",
             "A slug is 3-40 lowercase letters, digits and inner hyphens, and not reserved.",

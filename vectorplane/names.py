@@ -19,3 +19,13 @@ def is_name(value: object) -> bool:
     """Whether `value` is a valid index or cluster name (a whole-string match: no trailing
     newline, no NUL, nothing longer than MAX_NAME_LENGTH)."""
     return isinstance(value, str) and _NAME.fullmatch(value) is not None
+
+
+MAX_SLUG_LENGTH: Final = 40
+SLUG_PATTERN: Final = r"^[a-z0-9](?:[a-z0-9-]{1,38}[a-z0-9])$"
+"""A tenant slug: 3-40 lowercase letters, digits and inner hyphens (it is part of host names)."""
+_SLUG: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{1,38}[a-z0-9])")
+
+
+def is_slug(value: object) -> bool:
+    return isinstance(value, str) and _SLUG.fullmatch(value) is not None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -26,12 +27,19 @@ from controlplane.errors import ApplicationError
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
+MAX_CURSOR_LENGTH = 512
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"
+
 PAGINATION_PARAMETERS = [
     OpenApiParameter(
-        "cursor", str, description="Opaque cursor from the previous page's `next_cursor`."
+        "cursor",
+        {"type": "string", "maxLength": MAX_CURSOR_LENGTH, "pattern": CURSOR_PATTERN},
+        description="Opaque cursor from the previous page's `next_cursor`.",
     ),
     OpenApiParameter(
-        "limit", int, description=f"Page size, 1-{MAX_LIMIT} (default {DEFAULT_LIMIT})."
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+        description=f"Page size, 1-{MAX_LIMIT} (default {DEFAULT_LIMIT}).",
     ),
 ]
 
@@ -47,9 +55,14 @@ def _encode(values: list[Any]) -> str:
 
 
 def _decode(cursor: str, size: int) -> list[Any]:
+    # Only what _encode makes: the URL-safe alphabet, strictly (a stray byte is an error, not
+    # skipped), of a bounded length.
+    if len(cursor) > MAX_CURSOR_LENGTH or not re.fullmatch(CURSOR_PATTERN, cursor):
+        raise ApplicationError("invalid_cursor", "The cursor is not valid.")
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
+        raw = base64.b64decode(padded.encode(), altchars=b"-_", validate=True)
+        values = json.loads(raw.decode("utf-8"))
     except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
         raise ApplicationError("invalid_cursor", "The cursor is not valid.") from exc
     if not isinstance(values, list) or len(values) != size:
@@ -76,6 +89,11 @@ def _limit(request: Request) -> int:
             details={"limit": value},
         )
     return value
+
+
+def query_filters(request: Request) -> dict[str, str]:
+    """A list's query parameters other than the pagination's (for its filter serializer)."""
+    return {k: v for k, v in request.query_params.dict().items() if k not in {"cursor", "limit"}}
 
 
 def paginate(

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+import yaml
+from django.conf import settings
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
 from drf_spectacular.utils import OpenApiResponse
+
+from vectorplane import names
 
 from .serializers import ErrorSerializer
 
@@ -61,3 +66,72 @@ class SessionAuthenticationScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
         return {"type": "apiKey", "in": "cookie", "name": "sessionid"}
+
+
+class StrictInputExtension(OpenApiSerializerExtension):
+    """Request bodies of StrictInputSerializer say what the serializer enforces: no field
+    beyond those listed (`additionalProperties: false`; an unknown one is `unknown_field`)."""
+
+    target_class = "controlplane.api.serializers.StrictInputSerializer"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema: Any, direction: Any) -> Any:
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        if direction == "request":
+            schema["additionalProperties"] = False
+        return schema
+
+
+# Path parameters by name: what a value that can name something looks like (anything else is a
+# 404, like a name that does not exist).
+PATH_PARAMETERS: dict[str, dict[str, Any]] = {
+    "tenant_slug": {"type": "string", "pattern": names.SLUG_PATTERN,
+                    "maxLength": names.MAX_SLUG_LENGTH},
+    "index_name": {"type": "string", "pattern": names.NAME_PATTERN,
+                   "maxLength": names.MAX_NAME_LENGTH},
+    "cluster_name": {"type": "string", "pattern": names.NAME_PATTERN,
+                     "maxLength": names.MAX_NAME_LENGTH},
+    "user_id": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+}  # fmt: skip
+
+
+def describe_path_parameters(
+    result: dict[str, Any], generator: Any, **kwargs: Any
+) -> dict[str, Any]:
+    """Give the path parameters their rules (PATH_PARAMETERS), which URL converters cannot."""
+    for methods in result.get("paths", {}).values():
+        for operation in methods.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                rule = PATH_PARAMETERS.get(parameter.get("name", ""))
+                if parameter.get("in") == "path" and rule is not None:
+                    parameter["schema"] = dict(rule)
+    return result
+
+
+# The filter language has one description, the gateway's (docs/gateway-openapi.yaml); the
+# management API's row filters are the same language, so its schema takes those components.
+FILTER_COMPONENTS = (
+    "Filter", "NonEmptyFilter", "FilterList", "FilterNumber", "FilterValue", "FilterValues",
+    "FilterOperators",
+)  # fmt: skip
+ROW_FILTER_SCHEMA: dict[str, Any] = {
+    "$ref": "#/components/schemas/Filter",
+    "description": "A metadata filter (Pinecone syntax) bound to the key: the gateway ANDs it "
+    "into every read and refuses writes whose metadata does not satisfy it, e.g. "
+    '`{"user_id": {"$eq": "u42"}}` for a per-end-user key (needs `id_prefix` with the write '
+    "scope).",
+}
+
+
+def include_filter_schema(
+    result: dict[str, Any], generator: Any, **kwargs: Any
+) -> dict[str, Any]:
+    """Copy the filter language's components from the gateway's schema."""
+    path = Path(settings.BASE_DIR) / "docs" / "gateway-openapi.yaml"
+    gateway = yaml.safe_load(path.read_text(encoding="utf-8"))
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    for name in FILTER_COMPONENTS:
+        schemas[name] = gateway["components"]["schemas"][name]
+    return result

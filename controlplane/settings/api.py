@@ -22,6 +22,8 @@ SPECTACULAR_SETTINGS = {
         '`{"error": {"code", "message", "details"}}` with a stable code (see the README).'
     ),
     "VERSION": "1.0.0",
+    # 3.1: JSON Schema 2020-12 (propertyNames for tag keys, null as a type), as the gateway's.
+    "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -38,6 +40,8 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "controlplane.api.schema.require_operation_docs",
+        "controlplane.api.schema.describe_path_parameters",
+        "controlplane.api.schema.include_filter_schema",
     ],
     "TAGS": [
         {"name": "auth", "description": "Sessions, sign-up and the current user."},

@@ -255,16 +255,11 @@ class Oracle:
     """Validates values against the schema at a JSON pointer of one API's document (for the
     gateway, as it applies to an index of `dimension` dimensions)."""
 
-    def __init__(
-        self, api: str, overlay: dict[str, Any] | None = None, dimension: int | None = None
-    ) -> None:
+    def __init__(self, api: str, dimension: int | None = None) -> None:
         self.api = api
         self.urn = f"urn:vectorplane:{api}"
         path = MANAGEMENT_SCHEMA if api == "management" else GATEWAY_SCHEMA
         doc = copy.deepcopy(load_schema(path))
-        # Schemas the document lacks (an operation whose body it leaves untyped) can be added
-        # under components/x-overlay and validated the same way.
-        doc.setdefault("components", {})["x-overlay"] = overlay or {}
         if dimension is not None:
             doc = _fixed_dimension(doc, dimension)
         converted = _as_json_schema(doc, oas30=api == "management", urn=self.urn)

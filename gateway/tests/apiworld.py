@@ -7,10 +7,6 @@ on (delete a tenant, revoke a key, suspend, rotate...) get a fresh resource for 
 each case stands alone. `DryWorld` answers the same questions with placeholders, without a
 database, so that the cases can be enumerated when pytest collects them (the shape of a base
 request never depends on the values).
-
-Where docs/openapi.yaml leaves a body untyped (Pinecone's create and configure take
-`OpenApiTypes.OBJECT`), `PINECONE_OVERLAY` says what the code accepts, so that its fields are
-mutated like any other; the gap itself is reported by test_api_generated_inputs.py.
 """
 
 from __future__ import annotations
@@ -417,9 +413,10 @@ MANAGEMENT: list[Base] = [
                         body={"name": "fuzz", "scopes": ["read", "write"],
                               "index_names": [w.index_name], "namespaces": ["ns"],
                               "row_filter": {"user": {"$eq": "u1"}, "level": {"$gte": 2}},
-                              "expires_at": FUTURE},
+                              "id_prefix": "u1#", "expires_at": FUTURE},
                         headers=w.operator_auth()),
-       row_filter={"invalid_filter"}),
+       # Without an id_prefix a row-bound write key is refused (README, "Keys bound to rows").
+       row_filter={"invalid_filter"}, id_prefix={"validation_error"}),
     _m("api_keys_retrieve",
        lambda w, u: Req(path={"tenant_slug": w.slug, "key_id": w.key_id},
                         headers=w.operator_auth())),
@@ -463,7 +460,8 @@ MANAGEMENT: list[Base] = [
                         body={"name": u, "dimension": 3, "metric": "cosine", "engine": "pgvector",
                               "tier": "shared", "hnsw_m": 16, "hnsw_ef_construction": 64,
                               "ef_search": 100, "text_field": False,
-                              "deletion_protection": False, "tags": {"team": "search"}},
+                              "deletion_protection": False, "tags": {"team": "search"},
+                              "cloud": "aws", "region": "us-east-1"},
                         headers=w.operator_auth()),
        dimension={"dimension_too_large"}),
     _m("indexes_create",
@@ -562,74 +560,6 @@ MANAGEMENT: list[Base] = [
 ]  # fmt: skip
 
 
-# What Pinecone's create and configure take (provisioning/pinecone_apis.py, and Pinecone's API
-# reference for the fields the code reads but does not check), for the mutations:
-# docs/openapi.yaml types both bodies as a bare object. Optional fields may be null (Pinecone's
-# clients send unset fields as null or not at all).
-def _opt(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
-_NAME = {"type": "string", "minLength": 1, "maxLength": 45,
-         "pattern": "^[a-z0-9](?:[a-z0-9-]{0,43}[a-z0-9])?$"}  # fmt: skip
-_TAGS = _opt({"type": "object", "additionalProperties": {"type": "string", "maxLength": 120},
-              "propertyNames": {"type": "string", "minLength": 1, "maxLength": 80}})  # fmt: skip
-_PROTECTION = {"enum": ["enabled", "disabled"]}
-_METRIC = _opt({"enum": ["cosine", "euclidean", "dotproduct"]})
-_CLOUD = _opt({"enum": ["aws", "gcp", "azure"]})
-_REGION = _opt({"type": "string", "minLength": 1, "maxLength": 100})
-_DIMENSION = {"type": "integer", "minimum": 1, "maximum": 65536}
-
-
-def _object(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {"type": "object", "additionalProperties": False, "properties": properties,
-            "required": list(required)}  # fmt: skip
-
-
-PINECONE_OVERLAY: dict[str, Any] = {
-    "pinecone_indexes_create": _object(
-        {
-            "name": _NAME,
-            "dimension": _opt(_DIMENSION),
-            "metric": _METRIC,
-            "vector_type": _opt({"enum": ["dense"]}),
-            "spec": _opt({
-                "type": "object",
-                "minProperties": 1,
-                "maxProperties": 1,
-                "additionalProperties": False,
-                "properties": {
-                    "serverless": _object({"cloud": _CLOUD, "region": _REGION}),
-                    "pod": {"type": "object", "properties": {"environment": _NAME}},
-                    "byoc": _object({"environment": _NAME}, ("environment",)),
-                },
-            }),
-            "schema": _opt(_object({"fields": _object({"_values": _object({
-                "type": {"enum": ["dense_vector"]},
-                "dimension": _DIMENSION,
-                "metric": _METRIC,
-            }, ("dimension",))})})),
-            "deployment": _opt(_object({
-                "deployment_type": _opt({"enum": ["managed", "byoc", "pod"]}),
-                "cloud": _CLOUD,
-                "region": _REGION,
-                "environment": _opt(_NAME),
-            })),
-            "read_capacity": _opt(_object({"mode": _opt({"enum": ["OnDemand"]})})),
-            "deletion_protection": _PROTECTION,
-            "tags": _TAGS,
-        },
-        ("name",),
-    ) | {"anyOf": [  # a dimension, the 2025 way or the 2026 way
-        {"required": ["dimension"], "properties": {"dimension": {"type": "integer"}}},
-        {"required": ["schema"], "properties": {"schema": {"type": "object"}}},
-    ]},
-    "pinecone_indexes_configure": _object(
-        {"deletion_protection": _PROTECTION, "tags": _TAGS}
-    ),
-}  # fmt: skip
-
-
 # ============================================================================ data plane
 
 
@@ -681,6 +611,7 @@ GATEWAY: list[Base] = [
     *_gw("query", lambda w, u: {"id": "a", "topK": 3, "namespace": "ns"}, "by-id",
          id={"not_found"}, namespace={"not_found"}),
     *_gw("fetch", lambda w, u: [("ids", "a"), ("ids", "b"), ("namespace", "ns")], get=True),
+    *_gw("fetch_post", lambda w, u: {"ids": ["a", "b"], "namespace": "ns"}),
     *_gw("update", lambda w, u: {"id": "a", "values": [0.5, 1, 2],
                                  "sparseValues": {"indices": [1, 5], "values": [0.5, 0.25]},
                                  "setMetadata": {"genre": "drama", "year": 2021, "note": "x",

@@ -148,7 +148,7 @@ LIMITS: list[tuple[str, str]] = [
     ("MAX_TEXT_BYTES", f"{S}/Text/maxLength"),
     *[
         ("MAX_BODY_BYTES", f"/components/requestBodies/{name}/x-max-bytes")
-        for name in ("Upsert", "Query", "Update", "Delete", "Stats")
+        for name in ("Fetch", "Upsert", "Query", "Update", "Delete", "Stats")
     ],
 ]
 FILTER_LIMITS: list[tuple[str, str]] = [
@@ -157,6 +157,8 @@ FILTER_LIMITS: list[tuple[str, str]] = [
     ("MAX_IN_VALUES", f"{S}/FilterValues/maxItems"),
     ("MAX_FIELD_BYTES", f"{S}/Filter/propertyNames/x-max-bytes"),
     ("MAX_FIELD_BYTES", f"{S}/Filter/propertyNames/maxLength"),
+    ("MAX_LITERAL_BYTES", f"{S}/FilterValue/anyOf/0/maxLength"),
+    ("MAX_LITERAL_BYTES", f"{S}/FilterValue/anyOf/0/x-max-bytes"),
 ]
 
 
