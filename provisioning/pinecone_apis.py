@@ -139,6 +139,13 @@ PINECONE_CREATE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "required": ["name"],
+    "anyOf": [  # a dimension, the 2026 way or the 2025 way
+        {"required": ["schema"], "properties": {"schema": {
+            "type": "object", "required": ["fields"], "properties": {"fields": {
+                "type": "object", "required": ["_values"],
+                "properties": {"_values": {"type": "object"}}}}}}},
+        {"required": ["dimension"], "properties": {"dimension": {"type": "integer"}}},
+    ],
     "description": "The 2026-07 body (`schema`, `deployment`) or the 2025 one (`dimension`, "
     "`metric`, `spec`); one of `schema._values.dimension` and `dimension` is required. A "
     "`byoc` or `pod` deployment puts the index on the dedicated cluster its `environment` "
@@ -189,11 +196,9 @@ PINECONE_CONFIGURE_SCHEMA: dict[str, Any] = {
     "properties": {
         "deletion_protection": _PROTECTION_SCHEMA,
         "tags": _TAGS_SCHEMA,
-        "deployment": {"type": ["object", "null"],
-                       "description": "Refused: pod settings do not apply "
-                       "(`unsupported_combination`)."},
         "read_capacity": _READ_CAPACITY_SCHEMA,
     },
+    "description": "A `deployment` (pod settings) is refused with `unsupported_combination`.",
 }  # fmt: skip
 
 
@@ -290,10 +295,9 @@ def _parse_create(body: Any) -> dict[str, Any]:
         dense = {"dimension": body["dimension"], "metric": body.get("metric")}
         where = ""
     if dense is None:
-        raise ApplicationError(
-            "unsupported_combination",
-            "A dense vector field (`_values` with a dimension) is required; sparse-only "
-            "indexes are not supported.",
+        raise _bad(
+            "A dimension is required (schema.fields._values.dimension, or dimension).",
+            "dimension",
         )
     prefix = f"{where}." if where else ""
     if "dimension" not in dense:
@@ -380,14 +384,14 @@ def _parse_configure(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise _bad("The body must be a JSON object.")
     body = _present(body)
-    unknown = sorted(set(body) - set(PINECONE_CONFIGURE_SCHEMA["properties"]))
-    if unknown:
-        raise ApplicationError("unknown_field", f"Unknown field {unknown[0]!r}.",
-                               details={"fields": unknown})  # fmt: skip
     if "deployment" in body:
         raise ApplicationError(
             "unsupported_combination", "Pod settings (replicas, pod_type) do not apply."
         )
+    unknown = sorted(set(body) - set(PINECONE_CONFIGURE_SCHEMA["properties"]))
+    if unknown:
+        raise ApplicationError("unknown_field", f"Unknown field {unknown[0]!r}.",
+                               details={"fields": unknown})  # fmt: skip
     _read_capacity(body.get("read_capacity"), "read_capacity")
     protection = body.get("deletion_protection")
     if protection is not None:

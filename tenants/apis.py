@@ -970,7 +970,7 @@ class PersonalTokenListApi(BaseAPIView):
         tags=["tokens"],
         description="The caller's personal access tokens.",
         parameters=PAGINATION_PARAMETERS,
-        responses={200: paginated(TokenOutput), **errors(401, 403)},
+        responses={200: paginated(TokenOutput), **errors(400, 401, 403)},
     )
     def get(self, request: Request) -> Response:
         user = self.actor().authenticated_user

@@ -20,9 +20,10 @@ from gateway.tests import apifuzz
 from gateway.tests.conftest import Gateway
 
 SCHEMA_PATH = apifuzz.GATEWAY_SCHEMA
-DATA_OPERATIONS = {"upsert", "query", "fetch", "update", "delete", "list_vectors",
-                   "describe_index_stats", "describe_index_stats_get"}  # fmt: skip
-ERROR_STATUSES = {"400", "401", "403", "404", "414", "429", "500", "503"}
+DATA_OPERATIONS = {"upsert", "query", "fetch", "fetch_post", "update", "delete",
+                   "list_vectors", "describe_index_stats", "describe_index_stats_get"}  # fmt: skip
+# 414 (a URL over the HTTP server's limit) is answered by the server itself, without a body.
+ERROR_STATUSES = {"400", "401", "403", "404", "429", "500", "503"}
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,8 @@ def test_is_valid_openapi_3_1(doc: dict[str, Any]) -> None:
 
 def test_every_operation_is_documented(doc: dict[str, Any]) -> None:
     """A tag, an operation id, a description; data operations need the API key and document
-    every error status with the error shape; the rest say they need no credentials."""
+    every error status with the error shape (414, the HTTP server's own, has no body); the
+    rest say they need no credentials."""
     seen = 0
     for path, item in doc["paths"].items():
         for method in apifuzz.HTTP_METHODS:
@@ -73,7 +75,7 @@ def test_every_operation_is_documented(doc: dict[str, Any]) -> None:
                     assert target["allOf"][0] == {"$ref": "#/components/schemas/Error"}, where
             else:
                 assert op.get("security") == [], f"{where}: say that it needs no credentials"
-    assert seen == 21
+    assert seen == 23
 
 
 def _codes(doc: dict[str, Any]) -> dict[str, set[str]]:
