@@ -70,24 +70,25 @@ def _decode(cursor: str, size: int) -> list[Any]:
     return values
 
 
+def _bad_limit(message: str) -> ApplicationError:
+    # The shape of a serializer's validation error (docs/ERRORS.md: details.fields).
+    return ApplicationError(
+        "validation_error",
+        message,
+        details={"fields": {"limit": [{"message": message, "code": "invalid"}]}},
+    )
+
+
 def _limit(request: Request) -> int:
     raw = request.query_params.get("limit")
     if raw is None:
         return DEFAULT_LIMIT
     # Decimal digits only: `limit=` (empty), ` 5`, `5.0` and other scripts' digits are refused.
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 10):
-        raise ApplicationError(
-            "validation_error",
-            f"limit must be an integer from 1 to {MAX_LIMIT}.",
-            details={"limit": raw[:100]},
-        )
+        raise _bad_limit(f"limit must be an integer from 1 to {MAX_LIMIT}.")
     value = int(raw)
     if not 1 <= value <= MAX_LIMIT:
-        raise ApplicationError(
-            "validation_error",
-            f"limit must be between 1 and {MAX_LIMIT}.",
-            details={"limit": value},
-        )
+        raise _bad_limit(f"limit must be between 1 and {MAX_LIMIT}.")
     return value
 
 
