@@ -23,9 +23,10 @@ retry may succeed (refused: the gateway answers `429 rate_limited` with `Retry-A
   requests of the process take a token only when there is one left beyond the waiters').
 - Tokens not spent within LEASE_TTL_SECONDS of their lease go back to the bucket (capped at its
   capacity), so tokens held by a process the traffic has left are not stranded there.
-- When the bucket cannot fill a lease it answers how long until it can (L tokens); the process
-  then refuses locally until that time without asking Redis again, so a tenant far over its
-  limit costs each process about rate / L round trips a second, not one per request.
+- When the bucket cannot fill a lease it answers how long until it holds a lease for each of
+  the tenant's processes (L x n tokens); the process then refuses locally until that time
+  without asking Redis again, so a tenant far over its limit costs about rate / L round trips a
+  second in all, not one per request.
 - Bound: a token is spent once, given back, or lost (a call whose answer timed out), never
   duplicated. Over any interval of T seconds a tenant's admitted requests, summed over its N
   processes, are at most capacity + max_qps x T + N x Lmax (the leases held when the interval
@@ -99,7 +100,8 @@ _REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 # KEYS[2]: the processes that took leases for it lately (sorted set: process id -> last lease)
 # ARGV: rate (tokens/s), capacity, n (> 0: take up to n; < 0: give -n back), process id,
 #       process window (microseconds)
-# Answers {granted, wait (microseconds until min(n, capacity) tokens are there), processes}.
+# Answers {granted, wait (microseconds until min(n x processes, capacity) tokens are there: a
+# lease for each of the tenant's processes), processes}.
 BUCKET_SCRIPT: Final = """
 redis.replicate_commands()
 local rate = tonumber(ARGV[1])
@@ -125,14 +127,16 @@ local processes = 0
 if n > 0 then
   granted = math.max(0, math.min(n, math.floor(tokens)))
   tokens = tokens - granted
-  local need = math.max(1, math.min(n, capacity))
-  if tokens < need then
-    wait = math.ceil((need - tokens) / rate * 1000000)
-  end
   redis.call('ZADD', KEYS[2], now, ARGV[4])
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
   redis.call('PEXPIRE', KEYS[2], math.ceil(window / 1000))
   processes = redis.call('ZCARD', KEYS[2])
+  -- Come back when there is a lease for each process that may be waiting too: they then ask
+  -- about rate / n a second in all, not each of them that often.
+  local need = math.max(1, math.min(n * processes, capacity))
+  if tokens < need then
+    wait = math.ceil((need - tokens) / rate * 1000000)
+  end
 else
   tokens = math.min(capacity, tokens - n)
 end
