@@ -33,9 +33,10 @@ retry may succeed (refused: the gateway answers `429 rate_limited` with `Retry-A
   began); under sustained overload they approach max_qps x T.
 - Redis down or slow: every Redis call is bounded by `timeout` (no retries inside the client).
   After a failure this process does not ask Redis again for RETRY_SECONDS and **fails open**:
-  requests are admitted by a local token bucket at max_qps / n, n = how many processes took
-  leases for the tenant in the last PROCESS_WINDOW_SECONDS as Redis last reported (1 if it has
-  not answered yet); tokens already leased are still spent. The first call after the window
+  requests are admitted by a local token bucket at max_qps / n (starting with one token, not a
+  burst), n = how many processes took leases for the tenant in the last PROCESS_WINDOW_SECONDS
+  as Redis last reported (1 if it has not answered yet); tokens already leased are still
+  spent. The first call after the window
   that Redis answers makes the limit global again. A request therefore never waits for Redis
   longer than `timeout` (plus event-loop scheduling).
 - `local` mode: the per-process bucket only, at max_qps (N processes admit up to N x);
@@ -575,10 +576,12 @@ class RateLimiter:
         return bucket.take(now)
 
     def _fall_back(self, state: _Tenant, now: float) -> float | None:
-        """Redis cannot be asked: this process's share of the rate, in a local bucket."""
+        """Redis cannot be asked: this process's share of the rate, in a local bucket. It starts
+        with one token, not a burst: the tenant's burst is the global bucket's, and a process
+        falling back for a second (a slow answer) must not add one of its own."""
         if state.fallback is None:
             share = state.rate / state.processes
-            state.fallback = Bucket(share, share * self.burst_seconds, now)
+            state.fallback = Bucket(share, min(1.0, share * self.burst_seconds), now)
         wait = state.fallback.take(now)
         if wait is None:
             self.stats.fallback_admitted += 1

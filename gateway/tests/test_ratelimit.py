@@ -431,17 +431,19 @@ def test_redis_down_fails_open_at_the_process_share_then_recovers(
             slowest = 0.0
             admitted = 0
             started = time.monotonic()
-            for _ in range(400):
+            while (elapsed := time.monotonic() - started) < 1.5:  # as a client far over it
                 t0 = time.monotonic()
                 if await first.admit(tenant, rate) is None:
                     admitted += 1
                 slowest = max(slowest, time.monotonic() - t0)
-            elapsed = time.monotonic() - started
+                await asyncio.sleep(0.002)
             assert first.stats.errors >= 1
             assert slowest < 1.0, slowest  # refused connections fail fast
-            share = rate / n  # a bucket of 50, refilled at 50/s
+            # Its share: 50 a second (from one token, no burst of its own), measured on this
+            # process's clock, the fallback bucket's.
+            share = rate / n
             fallback = first.stats.fallback_admitted
-            assert share <= fallback <= share + share * elapsed + 1, (fallback, elapsed)
+            assert share * elapsed - 2 <= fallback <= 1 + share * elapsed, (fallback, elapsed)
             assert admitted == fallback + leased
             errors = first.stats.errors
             # While Redis is marked down, no request tries it (one attempt a second at most).
@@ -485,9 +487,12 @@ def test_a_stalled_redis_never_stalls_a_request_beyond_the_timeout(
                         latencies.append(time.monotonic() - t0)
 
                 answers = []
-                for _ in range(30):  # 10 at a time, 300 requests
+                for _ in range(30):  # 10 at a time, 300 requests, about 1,000 a second
                     answers += await asyncio.gather(*(one() for _ in range(10)))
-                assert answers == [None] * 300  # fail open: 300 < the fallback's 1,000
+                    await asyncio.sleep(0.01)
+                # Fail open: the fallback admits this process's share, 1,000 a second.
+                assert answers.count(None) >= 240, answers
+                assert limiter.stats.fallback_admitted >= 200
                 assert limiter.stats.errors >= 1
                 # The bound: the timeout, plus scheduling on a busy machine (Redis's socket
                 # timeout would have held them for 5 s).
