@@ -10,9 +10,9 @@ Benchmarks (each in a private platform of its own, torn down afterwards):
 
 - `accuracy`: a tenant at `max_qps` = each of `--rates` (200 first), the gateway with 4
   worker processes (`granian --workers 4`), `--clients` keep-alive connections in a closed loop
-  sending queries far faster than the limit. After `--accuracy-warmup` s (the bucket's burst
-  spent, the leases sized), the answers of `--accuracy-duration` s are counted: admitted (200)
-  per second.
+  sending queries far faster than the limit. From `--accuracy-warmup` s after the first
+  refusal (so the bucket's burst is spent, whenever the gateway's workers got going), the
+  answers of `--accuracy-duration` s are counted: admitted (200) per second.
   Goal: within ±10% of max_qps. Also measured: the same with the per-process buckets
   (`VECTORPLANE_GATEWAY_RATE_LIMIT=local`, the old behaviour: up to 4x), and the Redis calls
   (`INFO commandstats`) per admitted request.
@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import signal
 import subprocess
 import sys
@@ -113,6 +114,34 @@ def gateway(plat: Platform, mode: str) -> Iterator[GatewayProc]:
         yield gw
 
 
+def wait_for_workers(gw: GatewayProc, plat: Platform, timeout: float = 120.0) -> None:
+    """Until every worker process of the gateway holds its PostgreSQL connections (its
+    start-up done): connections opened before would all go to the workers already up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ready = 0
+        with contextlib.suppress(psutil.Error):
+            for worker in psutil.Process(gw.process.pid).children():
+                conns = worker.net_connections("tcp")
+                ready += any(c.raddr and c.raddr.port == plat.pg_port for c in conns)
+        if ready >= gw.workers:
+            return
+        if time.monotonic() > deadline:
+            raise BenchError(f"only {ready} of {gw.workers} gateway workers came up")
+        time.sleep(0.2)
+
+
+def spread(gw: GatewayProc) -> list[int]:
+    """Client connections held by each worker (the kernel picks the worker at accept)."""
+    counts = []
+    with contextlib.suppress(psutil.Error):
+        for worker in psutil.Process(gw.process.pid).children():
+            counts.append(sum(1 for c in worker.net_connections("tcp")
+                              if c.laddr and c.laddr.port == gw.port
+                              and c.status == psutil.CONN_ESTABLISHED))  # fmt: skip
+    return sorted(counts, reverse=True)
+
+
 def small_index(plat: Platform, slug: str) -> tuple[dp.IndexRef, list[bytes]]:
     """A tenant with one small index, loaded; answers it and query bodies."""
     (index,), _ = plat.tenant(slug, [{"name": "small", "dimension": DIM}])
@@ -131,38 +160,50 @@ def redis_calls(client: redis.Redis) -> int:
 # =========================================================================== accuracy
 
 
+REFUSAL_TIMEOUT = 60.0  # accuracy: the first 429 must come within this
+
+
 async def overload(
     port: int, requests: list[bytes], clients: int, warmup: float, duration: float,
     on_window: Callable[[str], None],
 ) -> dict[str, Any]:  # fmt: skip
     """`clients` connections sending `requests` in a closed loop; answers the statuses of the
-    answers received within the measured window (after `warmup`) and per second of it.
-    `on_window("start"|"end")` is called at the window's edges."""
+    answers received within the measured window and per second of it. The window opens
+    `warmup` s after the first refusal (429): by then the tenant's burst is spent, however
+    long the gateway took to answer at all. `on_window("start"|"end")` is called at its edges."""
     conns = [RawHttp(port) for _ in range(clients)]
     await asyncio.gather(*(c.open() for c in conns))
     statuses: Counter[int] = Counter()
     per_second: list[Counter[int]] = [Counter() for _ in range(int(duration) + 1)]
     started = time.perf_counter()
-    opens, ends = started + warmup, started + warmup + duration
+    refused = asyncio.Event()
+    window = [math.inf, math.inf]  # opens, ends
 
     async def worker(w: int, conn: RawHttp) -> None:
         i = w
-        while time.perf_counter() < ends:
+        while time.perf_counter() < window[1]:
             status, _ = await conn.send(requests[i % len(requests)])
             i += clients
             now = time.perf_counter()
-            if opens <= now < ends:
+            if status == 429 and not refused.is_set():
+                window[:] = [now + warmup, now + warmup + duration]
+                refused.set()
+            if window[0] <= now < window[1]:
                 statuses[status] += 1
-                per_second[int(now - opens)][status] += 1
+                per_second[int(now - window[0])][status] += 1
 
     async def edges() -> None:
-        await asyncio.sleep(max(0.0, opens - time.perf_counter()))
+        try:
+            await asyncio.wait_for(refused.wait(), REFUSAL_TIMEOUT)
+        except TimeoutError:
+            raise BenchError(f"no request was refused in {REFUSAL_TIMEOUT:.0f} s") from None
+        await asyncio.sleep(max(0.0, window[0] - time.perf_counter()))
         on_window("start")
-        await asyncio.sleep(max(0.0, ends - time.perf_counter()))
+        await asyncio.sleep(max(0.0, window[1] - time.perf_counter()))
         on_window("end")
 
     try:
-        async with asyncio.timeout(warmup + duration + dp.PASS_SLACK):
+        async with asyncio.timeout(REFUSAL_TIMEOUT + warmup + duration + dp.PASS_SLACK):
             await asyncio.gather(edges(), *(worker(w, c) for w, c in enumerate(conns)))
     finally:
         await asyncio.gather(*(c.close() for c in conns))
@@ -175,6 +216,7 @@ async def overload(
         "admitted_per_s": round(statuses[200] / duration, 1),
         "answers_per_s": round(sum(statuses.values()) / duration, 1),
         "admitted_each_second": [c[200] for c in per_second[: int(duration)]],
+        "first_refusal_after_s": round(window[0] - warmup - started, 2),
     }
 
 
@@ -192,6 +234,7 @@ def bench_accuracy(args: argparse.Namespace) -> dict[str, Any]:
         out["versions"] = {**plat.versions(), "redis": client.info("server")["redis_version"]}
         for mode in ("global", "local"):
             with gateway(plat, mode) as gw:
+                wait_for_workers(gw, plat)
                 for rate in args.rates:
                     slug = f"acc-{mode}-{rate}"
                     index, bodies = small_index(plat, slug)
@@ -229,8 +272,9 @@ def md_accuracy(r: dict[str, Any]) -> list[str]:
         f"### Accuracy: admitted rate with {c['workers']} gateway processes, far over the limit",
         "",
         f"{c['clients']} keep-alive connections in a closed loop (queries on a "
-        f"{c['index'][0]:,} x {c['index'][1]} index); the answers of {c['duration_s']:.0f} s "
-        f"after {c['warmup_s']:.0f} s of warm-up. PostgreSQL {r['versions']['postgresql']}, "
+        f"{c['index'][0]:,} x {c['index'][1]} index); the answers of {c['duration_s']:.0f} s, "
+        f"from {c['warmup_s']:.0f} s after the first refusal. "
+        f"PostgreSQL {r['versions']['postgresql']}, "
         f"Redis {r['versions']['redis']}.",
         "",
         "| limiter | max_qps | answered /s | admitted /s | admitted / max_qps | goal ±10% "
@@ -249,34 +293,6 @@ def md_accuracy(r: dict[str, Any]) -> list[str]:
 
 
 # =========================================================================== overhead
-
-
-def wait_for_workers(gw: GatewayProc, plat: Platform, timeout: float = 120.0) -> None:
-    """Until every worker process of the gateway holds its PostgreSQL connections (its
-    start-up done): connections opened before would all go to the workers already up."""
-    deadline = time.monotonic() + timeout
-    while True:
-        ready = 0
-        with contextlib.suppress(psutil.Error):
-            for worker in psutil.Process(gw.process.pid).children():
-                conns = worker.net_connections("tcp")
-                ready += any(c.raddr and c.raddr.port == plat.pg_port for c in conns)
-        if ready >= gw.workers:
-            return
-        if time.monotonic() > deadline:
-            raise BenchError(f"only {ready} of {gw.workers} gateway workers came up")
-        time.sleep(0.2)
-
-
-def spread(gw: GatewayProc) -> list[int]:
-    """Client connections held by each worker (the kernel picks the worker at accept)."""
-    counts = []
-    with contextlib.suppress(psutil.Error):
-        for worker in psutil.Process(gw.process.pid).children():
-            counts.append(sum(1 for c in worker.net_connections("tcp")
-                              if c.laddr and c.laddr.port == gw.port
-                              and c.status == psutil.CONN_ESTABLISHED))  # fmt: skip
-    return sorted(counts, reverse=True)
 
 
 def bench_overhead(args: argparse.Namespace) -> dict[str, Any]:
@@ -410,7 +426,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--accuracy-duration", type=float, default=20.0,
                    help="accuracy: seconds counted per rate and limiter")  # fmt: skip
     p.add_argument("--accuracy-warmup", type=float, default=3.0,
-                   help="accuracy: seconds before counting (the burst is spent)")  # fmt: skip
+                   help="accuracy: seconds from the first refusal to the count")  # fmt: skip
     p.add_argument("--overhead-clients", type=dp.positive, default=16)
     p.add_argument("--duration", type=float, default=3.0, help="overhead: seconds per pass")
     p.add_argument("--warmup", type=float, default=0.5, help="overhead: seconds before a pass")
