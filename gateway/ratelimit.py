@@ -31,14 +31,17 @@ retry may succeed (refused: the gateway answers `429 rate_limited` with `Retry-A
   duplicated. Over any interval of T seconds a tenant's admitted requests, summed over its N
   processes, are at most capacity + max_qps x T + N x Lmax (the leases held when the interval
   began); under sustained overload they approach max_qps x T.
-- Redis down or slow: every Redis call is bounded by `timeout` (no retries inside the client).
-  After a failure this process does not ask Redis again for RETRY_SECONDS and **fails open**:
-  requests are admitted by a local token bucket at max_qps / n (starting with one token, not a
-  burst), n = how many processes took leases for the tenant in the last PROCESS_WINDOW_SECONDS
-  as Redis last reported (1 if it has not answered yet); tokens already leased are still
-  spent. The first call after the window
-  that Redis answers makes the limit global again. A request therefore never waits for Redis
-  longer than `timeout` (plus event-loop scheduling).
+- Redis down or slow: a request waits for a lease at most `timeout` (from the lease call's
+  start; requests that come when the call is already that late do not wait at all), and is
+  then decided by the fallback below, while the call goes on. A call that fails, or has not
+  answered within `call_timeout` (10 x timeout, at least 1 s; no retries inside the client),
+  marks Redis down: this process does not ask it again for RETRY_SECONDS and **fails open**.
+  The fallback is a local token bucket at max_qps / n (starting with one token, not a burst),
+  n = how many processes took leases for the tenant in the last PROCESS_WINDOW_SECONDS as Redis
+  last reported (1 if it has not answered yet); tokens already leased are still spent. The
+  first call after the window that Redis answers makes the limit global again. (Why two
+  bounds: a process the machine pauses for longer than `timeout` finds its answer late though
+  Redis was quick; it should not then treat Redis as down for a second.)
 - `local` mode: the per-process bucket only, at max_qps (N processes admit up to N x);
   `off`: everything is admitted.
 
@@ -64,7 +67,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 import redis.asyncio as aioredis
@@ -171,20 +174,23 @@ def bucket_keys(prefix: str, tenant: uuid.UUID) -> list[str]:
 class RedisLink:
     """One Redis client per gateway process, and whether Redis may be asked right now.
 
-    Connections are made on first use (opening never fails). Every call is bounded by
-    `timeout` seconds, without the client's own retries; a failed call makes `usable()` False
-    for RETRY_SECONDS, in which the callers use their fallbacks."""
+    Connections are made on first use (opening never fails). `timeout` is how long a request
+    may wait for Redis (the callers' bound); every call is bounded by `call_timeout`, without
+    the client's own retries; a failed call makes `usable()` False for RETRY_SECONDS, in which
+    the callers use their fallbacks."""
 
     def __init__(
         self,
         url: str,
         *,
         timeout: float = DEFAULT_TIMEOUT_MS / 1000,
+        call_timeout: float | None = None,
         retry_seconds: float = RETRY_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = url
         self.timeout = timeout
+        self.call_timeout = max(1.0, 10 * timeout) if call_timeout is None else call_timeout
         self.retry_seconds = retry_seconds
         self.clock = clock
         self.client: aioredis.Redis | None = None
@@ -204,8 +210,8 @@ class RedisLink:
         self._scripts.clear()
         self.client = aioredis.Redis.from_url(
             self.url,
-            socket_timeout=self.timeout,
-            socket_connect_timeout=self.timeout,
+            socket_timeout=self.call_timeout,
+            socket_connect_timeout=self.call_timeout,
             retry=Retry(NoBackoff(), 0),
         )
 
@@ -234,16 +240,16 @@ class RedisLink:
             logger.warning("Redis answers again: tenant limits are global again")
 
     async def call(self, operation: Callable[[aioredis.Redis], Awaitable[Any]]) -> Any:
-        """Run `operation(client)` within the timeout; raises what it raised, or TimeoutError
-        (the caller then calls `failed`)."""
+        """Run `operation(client)` within `call_timeout`; raises what it raised, or
+        TimeoutError (the caller then calls `failed`)."""
         client = self.client
         if client is None:
             raise RedisError("the Redis link is closed")
-        async with asyncio.timeout(self.timeout):
+        async with asyncio.timeout(self.call_timeout):
             return await operation(client)
 
     async def run_script(self, source: str, keys: list[str], args: list[Any]) -> Any:
-        """A Lua script by its SHA (loaded on first use), within the timeout."""
+        """A Lua script by its SHA (loaded on first use), within `call_timeout`."""
 
         async def run(client: aioredis.Redis) -> Any:
             script = self._scripts.get(source)
@@ -287,6 +293,7 @@ class _Tenant:
     expires: float = 0.0  # when unspent tokens go back
     deny_until: float = 0.0  # the bucket cannot fill a lease before then
     inflight: asyncio.Task[None] | None = None
+    inflight_since: float = 0.0
     want: int = 1  # the size of the last lease asked for
     waiting: int = 0  # requests waiting for the lease in flight
     demand: int = 0  # admit() calls since the last lease call
@@ -308,7 +315,6 @@ class LimiterStats:
     given_back: int = 0
     fallback_admitted: int = 0
     fallback_refused: int = 0
-    by_tenant: dict[uuid.UUID, int] = field(default_factory=dict)
 
 
 class RateLimiter:
@@ -386,7 +392,8 @@ class RateLimiter:
             )
 
     async def close(self) -> None:
-        """Give every unspent token back (bounded by the link's timeout), stop the tasks."""
+        """Give every unspent token back (bounded by the link's call timeout), stop the
+        tasks."""
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -440,20 +447,27 @@ class RateLimiter:
                     self._lease(tenant, state, now)  # ahead of need, in the background
                 return None
             self._give_back(tenant, state)  # held too long: back, and a fresh lease
+        link = self.link
+        assert link is not None  # noqa: S101 - global mode
         for _round in range(MAX_LEASE_ROUNDS):
             if now < state.deny_until:
                 return state.deny_until - now
-            if state.inflight is None and not self._usable():
+            task = state.inflight
+            if task is None and not self._usable():
                 return self._fall_back(state, now)
+            if task is not None and now - state.inflight_since >= link.timeout:
+                return self._fall_back(state, now)  # that call is late: do not wait for it
             state.waiting += 1
             try:
-                task = state.inflight
                 if task is None:
                     task = self._lease(tenant, state, now)
-                await asyncio.shield(task)  # the lease outlives a cancelled request
+                # Not cancelled when this request gives up or is cancelled: the lease goes on.
+                await asyncio.wait({task}, timeout=state.inflight_since + link.timeout - now)
             finally:
                 state.waiting -= 1
             now = self.clock()
+            if not task.done():
+                return self._fall_back(state, now)
             if self._tenants.get(tenant) is not state:  # the limit changed meanwhile
                 return await self.admit(tenant, max_qps)
             if state.tokens > 0 and now < state.expires:
@@ -495,6 +509,7 @@ class RateLimiter:
         state.want = max(ahead, state.waiting, 1)
         task = self._spawn(self._lease_call(tenant, state, state.want))
         state.inflight = task
+        state.inflight_since = now
         return task
 
     async def _lease_call(self, tenant: uuid.UUID, state: _Tenant, want: int) -> None:
@@ -514,7 +529,6 @@ class RateLimiter:
             granted, wait_us, processes = (int(x) for x in answer)
             self.stats.lease_calls += 1
             self.stats.granted += granted
-            self.stats.by_tenant[tenant] = self.stats.by_tenant.get(tenant, 0) + granted
             self._leases.labels("granted" if granted else "denied").inc()
             now = self.clock()
             if self._tenants.get(tenant) is not state:
