@@ -95,7 +95,7 @@ PROCESS_WINDOW_SECONDS: Final = 10
 MAX_LEASE_ROUNDS: Final = 4
 """Lease calls a request waits for, at most, before it is refused (heavy contention only)."""
 DEFAULT_TIMEOUT_MS: Final = 100
-DEFAULT_LEASE_MS: Final = 100
+DEFAULT_LEASE_MS: Final = 250
 DEFAULT_LEASE_MAX_PERCENT: Final = 5
 
 _REDIS_ERRORS = (RedisError, OSError, TimeoutError)

@@ -263,7 +263,7 @@ def test_round_trips_are_rare_at_high_rates(redis_server: RedisProcess, prefix: 
 
     admitted, refused, calls = run(body)
     assert (admitted, refused) == (40_000, 0)
-    # A lease is what a process spends in 0.1 s (capped at 5% of the burst): after the first
+    # A lease is what a process spends in 0.25 s (capped at 5% of the burst): after the first
     # few calls it covers thousands of requests.
     assert calls * 100 <= admitted, calls
 
