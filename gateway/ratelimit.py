@@ -27,10 +27,11 @@ retry may succeed (refused: the gateway answers `429 rate_limited` with `Retry-A
   the tenant's processes (L x n tokens); the process then refuses locally until that time
   without asking Redis again, so a tenant far over its limit costs about rate / L round trips a
   second in all, not one per request.
-- Bound: a token is spent once, given back, or lost (a call whose answer timed out), never
+- Bound: a token is spent once, given back, or lost (a call whose answer never came), never
   duplicated. Over any interval of T seconds a tenant's admitted requests, summed over its N
   processes, are at most capacity + max_qps x T + N x Lmax (the leases held when the interval
-  began); under sustained overload they approach max_qps x T.
+  began), plus the requests the fallback below decided; under sustained overload they
+  approach max_qps x T.
 - Redis down or slow: a request waits for a lease at most `timeout` (from the lease call's
   start; requests that come when the call is already that late do not wait at all), and is
   then decided by the fallback below, while the call goes on. A call that fails, or has not
