@@ -214,10 +214,18 @@ def agent_main() -> int:  # pragma: no cover - runs in the child
         committed = time.monotonic()
         return {"before": before, "committed": committed}
 
+    def op_limits(req: dict[str, Any]) -> dict[str, Any]:
+        tenant = Tenant.objects.get(slug=req["slug"])
+        services.tenant_limits_override_set(
+            actor=operator, tenant=tenant, values=req["values"], reason="benchmark"
+        )
+        return {}
+
     handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
         "tenant": op_tenant,
         "keys": op_keys,
         "revoke": op_revoke,
+        "limits": op_limits,  # bench/ratelimit.py: a tenant at a given max_qps
     }
     print(_AGENT_PREFIX + json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:

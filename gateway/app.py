@@ -48,6 +48,7 @@ from .errors import GatewayError, bad_request, not_found_index
 from .filters import Compiled
 from .metering import Meter
 from .qdrant_store import QdrantStore  # at start: qdrant-client takes ~1 s to import
+from .ratelimit import RateLimiter, RedisLink, TenantLock
 from .registry import ClusterInfo, IndexInfo, KeyInfo, Registry
 from .store import (
     MetadataTooLarge,
@@ -79,12 +80,6 @@ class Backend:
     store: Any
 
 
-@dataclass
-class Bucket:
-    tokens: float
-    updated: float
-
-
 class Gateway:
     def __init__(self, *, control_url: str, data_url: str, pepper: str) -> None:
         self.registry = Registry(control_url)
@@ -95,7 +90,6 @@ class Gateway:
             self.registry.pool, interval=float(config.env_int("VECTORPLANE_USAGE_FLUSH_SECONDS", 5))
         )
         self.pepper = pepper.encode()
-        self.buckets: dict[uuid.UUID, Bucket] = {}
         self.backends: dict[uuid.UUID, Backend] = {}
         self.backend_locks: dict[uuid.UUID, asyncio.Lock] = {}
         self._closing: set[asyncio.Task[None]] = set()
@@ -126,19 +120,28 @@ class Gateway:
             ["state"],
             registry=self.metrics,
         )
+        # Global per-tenant limits (gateway/ratelimit.py): the request rate, and the Qdrant
+        # vector quota's count-then-write, shared by every gateway process through Redis.
+        self.redis = RedisLink.from_config()
+        self.limiter = RateLimiter.from_config(self.redis, metrics=self.metrics)
+        self.quota_lock = TenantLock(self.redis, "qdrant-quota")
 
     async def open(self) -> None:
+        await self.redis.open()
+        self.limiter.start()
         await self.registry.open()
         await self.store.open()
         self.meter.start()
 
     async def close(self) -> None:
         await self.meter.stop()
+        await self.limiter.close()
         for backend in list(self.backends.values()):
             await backend.store.close()
         self.backends.clear()
         await self.store.close()
         await self.registry.close()
+        await self.redis.close()
 
     # ------------------------------------------------------------------ dedicated clusters
 
@@ -184,7 +187,9 @@ class Gateway:
         credentials = crypto.decrypt_json(cluster.credentials_encrypted)
         endpoint = cluster.endpoint
         if cluster.engine == "qdrant":
-            qdrant = QdrantStore(endpoint["url"], credentials["api_key"])
+            qdrant = QdrantStore(
+                endpoint["url"], credentials["api_key"], quota_lock=self.quota_lock.hold
+            )
             await qdrant.open()
             return qdrant
         url = (
@@ -247,15 +252,8 @@ class Gateway:
 
     async def throttle(self, key: KeyInfo) -> None:
         limits = await self.registry.limits(key.tenant_id)
-        rate = max(float(limits.max_qps), 0.001)
-        now = time.monotonic()
-        bucket = self.buckets.get(key.tenant_id)
-        if bucket is None:
-            bucket = self.buckets[key.tenant_id] = Bucket(tokens=rate, updated=now)
-        bucket.tokens = min(rate, bucket.tokens + (now - bucket.updated) * rate)
-        bucket.updated = now
-        if bucket.tokens < 1.0:
-            wait = (1.0 - bucket.tokens) / rate
+        wait = await self.limiter.admit(key.tenant_id, limits.max_qps)
+        if wait is not None:
             raise GatewayError(
                 429,
                 "rate_limited",
@@ -263,7 +261,6 @@ class Gateway:
                 {"max_qps": limits.max_qps},
                 headers={"Retry-After": str(max(1, math.ceil(wait)))},
             )
-        bucket.tokens -= 1.0
 
 
 # ====================================================================== helpers

@@ -15,9 +15,10 @@ docs/qdrant-engine.md has the whole contract; in short:
   are given back as normalised x norm (the sent float32 values to ~1e-7, relative);
 - writes wait for Qdrant's acknowledgement (`wait=true`);
 - the vector quota counts every point of every index collection of the cluster (a dedicated
-  cluster holds one tenant): exact, and never overshot by this process (one lock per store
-  from the count to the acknowledged write); N gateway processes may overshoot it by at most
-  one batch each;
+  cluster holds one tenant): exact, and never overshot. An upsert holds, from the count to the
+  acknowledged write, the store's lock (this process) and `quota_lock(tenant)`, the gateway's
+  per-tenant lock in Redis (gateway/ratelimit.py: every gateway process). While Redis is down
+  or slow that lock is skipped, and N processes may then overshoot by at most one batch each;
 - row guards (a key's row filter) are checked on the stored metadata in Python (the same
   `Compiled.test` as the SQL) and also sent to Qdrant as a condition of the write;
 - full-text (`text`) queries are refused: UnsupportedOnEngine (400 `unsupported_on_engine`).
@@ -34,7 +35,8 @@ from __future__ import annotations
 import asyncio
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any, Final
 
 import aiohttp
@@ -101,17 +103,34 @@ def _sparse_json(sparse: tuple[list[int], list[float]]) -> dict[str, Any]:
     return {"indices": sparse[0], "values": sparse[1]}
 
 
+QuotaLock = Callable[[uuid.UUID], AbstractAsyncContextManager[object]]
+"""Given a tenant id, a context held around an upsert's quota count and its write."""
+
+
+def _no_lock(tenant_id: uuid.UUID) -> AbstractAsyncContextManager[object]:
+    return nullcontext()
+
+
 class QdrantStore:
     def __init__(
-        self, url: str, api_key: str, *, timeout: float = 30, max_connections: int = 64
+        self,
+        url: str,
+        api_key: str,
+        *,
+        timeout: float = 30,
+        max_connections: int = 64,
+        quota_lock: QuotaLock = _no_lock,
     ) -> None:
         self.url = url.rstrip("/")
         self._headers = {"api-key": api_key}
         self._timeout = timeout
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
-        # Held from the quota count (and the guard check) to the acknowledged write.
+        # Held from the quota count (and the guard check) to the acknowledged write: the lock
+        # of this process, and, for upserts (which may add points), the tenant's lock across
+        # gateway processes (process first, so that one request per process waits in Redis).
         self._lock = asyncio.Lock()
+        self._quota_lock = quota_lock
 
     async def open(self) -> None:
         """Connect, and check that the cluster answers and accepts the key; raises (closed)
@@ -271,7 +290,7 @@ class QdrantStore:
             # Qdrant checks it too: a record changed meanwhile (by another process) to fall
             # outside the guard is left as it is.
             body["update_filter"] = filter_json(guard)
-        async with self._lock:
+        async with self._lock, self._quota_lock(index.tenant_id):
             # Both at once (one round trip less); the total is only needed for new ids.
             existing, total = await asyncio.gather(
                 self._retrieve(name, [p["id"] for p in points], ["m"] if guarded else False, False),

@@ -208,8 +208,8 @@ def gateway_control_database_url() -> str:
 
 
 def gateway_workers() -> int:
-    """Gateway worker processes (`VECTORPLANE_GATEWAY_WORKERS`); each keeps its own caches,
-    pools and rate-limit buckets."""
+    """Gateway worker processes (`VECTORPLANE_GATEWAY_WORKERS`); each keeps its own caches and
+    pools, and leases rate-limit tokens from the tenant's bucket in Redis (gateway/ratelimit.py)."""
     workers = env_int("VECTORPLANE_GATEWAY_WORKERS", 1)
     if workers < 1:
         raise ConfigError(f"VECTORPLANE_GATEWAY_WORKERS must be at least 1, got {workers}")
@@ -240,6 +240,30 @@ def redis_url() -> str:
     if is_production():
         raise ConfigError("REDIS_URL is required in production")
     return f"redis://127.0.0.1:{redis_port()}/0"
+
+
+def gateway_redis_url() -> str:
+    """The Redis holding the gateway's global per-tenant limits (request-rate buckets, the
+    Qdrant quota lock): `VECTORPLANE_GATEWAY_REDIS_URL`, else `REDIS_URL` (the embedded Redis in
+    development)."""
+    return env_str("VECTORPLANE_GATEWAY_REDIS_URL", "") or redis_url()
+
+
+GATEWAY_RATE_LIMIT_MODES = ("global", "local", "off")
+
+
+def gateway_rate_limit() -> str:
+    """`VECTORPLANE_GATEWAY_RATE_LIMIT`: `global` (default: one bucket per tenant in Redis,
+    shared by every gateway process), `local` (a bucket per tenant in each process: N processes
+    admit up to N x the plan's rate) or `off` (no request-rate limit: benchmarks, or a limiter
+    in front of the gateway)."""
+    value = env_str("VECTORPLANE_GATEWAY_RATE_LIMIT", "global")
+    if value not in GATEWAY_RATE_LIMIT_MODES:
+        raise ConfigError(
+            f"VECTORPLANE_GATEWAY_RATE_LIMIT must be one of {', '.join(GATEWAY_RATE_LIMIT_MODES)},"
+            f" got {value!r}"
+        )
+    return value
 
 
 def clusters_dir() -> Path:

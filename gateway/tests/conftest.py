@@ -18,10 +18,12 @@ import importlib
 import logging
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -46,6 +48,7 @@ from tenants.scoping import tenant_scope
 from tenants.selectors import tenant_effective_limits
 from tenants.tests.factories import UserFactory
 from vectorplane import config
+from vectorplane.embedded import EmbeddedRedis
 
 REPO = Path(__file__).resolve().parents[2]
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
@@ -135,12 +138,62 @@ def gateway_control_url(database: str) -> str:
     return config.embedded_gateway_url(database)
 
 
+class RedisProcess:
+    """The bundled redis-server (as `make run` and the worker-crash test use it) on a free port,
+    in a folder of its own: nothing else uses it, so tests cannot collide with another run's
+    keys. It can be stopped and started again on the same port, or paused (SIGSTOP: it accepts
+    connections and answers nothing, as an overloaded server) and resumed."""
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="vp-test-redis-"))
+        self.redis = EmbeddedRedis(self.folder, free_port())
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def url(self, db: int = 0) -> str:
+        return self.redis.url(db)
+
+    def start(self) -> None:
+        assert self.proc is None
+        proc = subprocess.Popen(
+            self.redis.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+        )
+        self.proc = proc
+        self.redis.wait_until_ready(alive=lambda: proc.poll() is None)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.resume()
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def pause(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGCONT)
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def gateway_server(
-    django_db_setup: None, data_database: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    """One gateway process for the session, in host-routing mode too
-    (`{index}-{tenant}.gw.vectorplane.test` on the bare routes)."""
+def redis_server() -> Iterator[RedisProcess]:
+    """The session's Redis: the gateway processes' global limits (gateway/ratelimit.py)."""
+    server = RedisProcess()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def start_gateway(name: str, log_dir: Path, redis: RedisProcess, **extra_env: str) -> Server:
+    """A gateway process (granian, one worker) on the test databases, its global limits in
+    `redis`; answers once it is ready."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env.update(
@@ -148,7 +201,9 @@ def gateway_server(
         GATEWAY_DATA_DATABASE_URL=config.gateway_data_database_url(),
         VECTORPLANE_STATE_DIR=str(config.state_dir()),
         VECTORPLANE_GATEWAY_DOMAIN=GATEWAY_DOMAIN,
+        VECTORPLANE_GATEWAY_REDIS_URL=redis.url(),
         PYTHONUNBUFFERED="1",
+        **extra_env,
     )
     argv = [
         sys.executable, "-m", "granian",
@@ -159,9 +214,26 @@ def gateway_server(
         "--no-access-log",
         "--factory", "gateway.app:application",
     ]  # fmt: skip
-    server = start_server("gateway", argv, env, tmp_path_factory.mktemp("gateway"), port)
+    server = start_server(name, argv, env, log_dir, port)
     try:
         server.wait_ready("/readyz")
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+@pytest.fixture(scope="session")
+def gateway_server(
+    django_db_setup: None,
+    data_database: str,
+    redis_server: RedisProcess,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Server]:
+    """One gateway process for the session, in host-routing mode too
+    (`{index}-{tenant}.gw.vectorplane.test` on the bare routes)."""
+    server = start_gateway("gateway", tmp_path_factory.mktemp("gateway"), redis_server)
+    try:
         yield server
     finally:
         server.stop()

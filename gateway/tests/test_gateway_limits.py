@@ -440,7 +440,7 @@ def test_concurrent_upserts_overshoot_the_quota_by_at_most_one_batch(
     limit, batch, writers = 50, 50, 16
     if platform.target == "qdrant":
         pytest.skip("holds writers with a lock on the pgvector stats table (Qdrant: see "
-                    "test_qdrant_store for its per-process quota lock)")  # fmt: skip
+                    "test_qdrant_store for its quota lock across processes)")  # fmt: skip
     worst = 0
     for _attempt in range(3):  # the interleaving after the release varies; any overshoot counts
         tgt = target(gateway, platform, max_vectors=limit)

@@ -27,6 +27,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 from gateway.errors import GatewayError
 from gateway.filters import compile_filter
 from gateway.qdrant_store import QdrantStore, UnsupportedOnEngine, point_id
+from gateway.ratelimit import RedisLink, TenantLock
 from gateway.registry import IndexInfo
 from gateway.store import (
     MetadataTooLarge,
@@ -35,6 +36,7 @@ from gateway.store import (
     RowFilterViolation,
     decode_token,
 )
+from gateway.tests.conftest import RedisProcess
 from gateway.tests.test_qdrant_filters import Host, connect, start_host, stop_host
 from provisioning.qdrant_tier import (
     DENSE,
@@ -808,3 +810,109 @@ def test_concurrent_upserts_never_overshoot(cluster: Cluster) -> None:
         assert await store._tenant_total() == limit - 1
 
     cluster.run(body)
+
+
+class Processes:
+    """`count` stores of one cluster as `count` gateway processes hold them: each its own
+    connections and process lock, all with the gateway's per-tenant quota lock in Redis."""
+
+    def __init__(self, cluster: Cluster, redis_url: str, count: int) -> None:
+        prefix = f"test:{uuid.uuid4().hex[:12]}:"
+        self.links = [RedisLink(redis_url, timeout=1.0) for _ in range(count)]
+        self.locks = [TenantLock(link, "qdrant-quota", prefix=prefix) for link in self.links]
+        self.stores = [QdrantStore(cluster.host.url, cluster.host.api_key, quota_lock=lock.hold)
+                       for lock in self.locks]  # fmt: skip
+
+    async def __aenter__(self) -> list[QdrantStore]:
+        for link in self.links:
+            await link.open()
+        for store in self.stores:
+            await store.open()
+        return self.stores
+
+    async def __aexit__(self, *exc: object) -> None:
+        for store in self.stores:
+            await store.close()
+        for link in self.links:
+            await link.close()
+
+
+def test_concurrent_upserts_from_several_processes_never_overshoot(
+    cluster: Cluster, redis_server: RedisProcess
+) -> None:
+    """Each process's own lock alone would let every process pass the count before the others'
+    writes land (up to a batch over per process); the tenant's Redis lock makes the count and
+    the write one step across them."""
+    index = cluster.index("dotproduct", 2)
+    space = ns()
+    processes = Processes(cluster, redis_server.url(), 4)
+
+    async def body() -> None:
+        async with processes as stores:
+            limit = await stores[0]._tenant_total() + 7
+
+            async def one(i: int) -> bool:
+                try:
+                    await stores[i % len(stores)].upsert(
+                        index, space, [rec(f"{i}a", [1.0, 0.0]), rec(f"{i}b", [0.0, 1.0])],
+                        max_vectors=limit,
+                    )  # fmt: skip
+                except QuotaExceeded:
+                    return False
+                return True
+
+            results = await asyncio.gather(*(one(i) for i in range(16)))
+            assert sum(results) == 3  # 3 batches of 2; a 4th would make 8 > 7
+            assert await stores[0]._tenant_total() == limit - 1
+            assert [lock.fallbacks for lock in processes.locks] == [0] * 4
+
+    asyncio.run(body())
+
+
+def test_an_upsert_waits_for_the_tenants_lock_held_by_another_process(
+    cluster: Cluster, redis_server: RedisProcess
+) -> None:
+    index = cluster.index("dotproduct", 2)
+    space = ns()
+    processes = Processes(cluster, redis_server.url(), 2)
+
+    async def body() -> None:
+        async with processes as [store, _other]:
+            other_lock = processes.locks[1]
+            async with other_lock.hold(cluster.tenant_id) as held:
+                assert held
+                write = asyncio.create_task(
+                    store.upsert(index, space, [rec("a", [1.0, 0.0])], max_vectors=UNLIMITED)
+                )
+                # Long enough for an unguarded write to land (a few ms); it must not.
+                await asyncio.sleep(0.3)
+                assert not write.done()
+                assert await _other.fetch(index, space, ["a"], ANY) == []
+            assert await write == 1  # released: it goes through
+            [found] = await store.fetch(index, space, ["a"], ANY)
+            assert found["id"] == "a"
+
+    asyncio.run(body())
+
+
+def test_upserts_go_on_when_redis_is_down(cluster: Cluster) -> None:
+    """The quota lock is skipped (logged) when Redis does not answer: the write is not held
+    up; each process's own lock still applies (overshoot of at most a batch per process)."""
+    index = cluster.index("dotproduct", 2)
+    server = RedisProcess()
+    processes = Processes(cluster, server.url(), 1)
+    server.stop()
+    try:
+
+        async def body() -> None:
+            async with processes as [store]:
+                limit = await store._tenant_total() + 1
+                await store.upsert(index, ns(), [rec("a", [1.0, 0.0])], max_vectors=limit)
+                with pytest.raises(QuotaExceeded):  # the count still applies
+                    await store.upsert(index, ns(), [rec("b", [1.0, 0.0])], max_vectors=limit)
+                assert processes.locks[0].fallbacks == 2
+
+        asyncio.run(body())
+    finally:
+        server.close()
+
