@@ -76,7 +76,7 @@ from gateway.filters import compile_filter
 from gateway.qdrant_filters import field, filter_json, record_payload
 from gateway.qdrant_store import point_id
 from provisioning.drivers.local import stop_all
-from provisioning.qdrant_tier import DENSE, collection_name
+from vectorplane.contract.storage import DENSE, collection_name
 from vectorplane.embedded import EmbeddedRedis
 
 REPO_ROOT = dp.REPO_ROOT

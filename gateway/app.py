@@ -40,7 +40,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from vectorplane import config, crypto, names, pgerrors
+from vectorplane import config, crypto, pgerrors
+from vectorplane.contract import hosts, names
 
 from . import filters
 from . import validation as v
@@ -90,6 +91,8 @@ class Gateway:
             self.registry.pool, interval=float(config.env_int("VECTORPLANE_USAGE_FLUSH_SECONDS", 5))
         )
         self.pepper = pepper.encode()
+        # Read once: what a host-form request's host ends with ("" when not configured).
+        self.host_suffix = hosts.host_suffix(config.env_str("VECTORPLANE_GATEWAY_DOMAIN", ""))
         self.backends: dict[uuid.UUID, Backend] = {}
         self.backend_locks: dict[uuid.UUID, asyncio.Lock] = {}
         self._closing: set[asyncio.Task[None]] = set()
@@ -609,17 +612,17 @@ EXTRA_ROUTES = {
 # ====================================================================== dispatch
 
 
-def _host_index(request: Request, key: KeyInfo) -> str | None:
-    domain = config.env_str("VECTORPLANE_GATEWAY_DOMAIN", "")
-    host = request.headers.get("host", "").split(":")[0].lower()
-    if not domain or not host.endswith("." + domain):
+def _host_index(gw: Gateway, request: Request, key: KeyInfo) -> str | None:
+    """The index of a host-form request (`{index}-{tenant}.{domain}`), or None when the request
+    is not in the host form."""
+    label = hosts.host_label(request.headers.get("host", ""), gw.host_suffix)
+    if label is None:
         return None
-    label = host[: -len(domain) - 1]
-    suffix = "-" + key.tenant_slug
-    if not label.endswith(suffix):
+    index = hosts.index_of_label(label, key.tenant_slug)
+    if index is None:
         # Another tenant's host (or a made-up one): the same answer as an unknown index.
         raise not_found_index(label)
-    return label[: -len(suffix)]
+    return index
 
 
 async def dispatch(
@@ -632,7 +635,7 @@ async def dispatch(
     try:
         key = await gw.authenticate(request)
         if index_name is None:
-            index_name = _host_index(request, key)
+            index_name = _host_index(gw, request, key)
             if index_name is None:
                 raise GatewayError(404, "not_found", "No such endpoint.")
         if scope not in key.scopes:

@@ -45,7 +45,7 @@ import numpy as np
 import orjson
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from provisioning.qdrant_tier import DENSE, SPARSE, collection_name
+from vectorplane.contract.storage import DENSE, SPARSE
 
 from .filters import Compiled
 from .qdrant_filters import Condition, UnsupportedOnEngine, field, filter_json, record_payload
@@ -283,7 +283,7 @@ class QdrantStore:
         for record in records:
             unique[record.id] = record  # the last occurrence of an id wins
         points = [self._point(index, namespace, r) for r in unique.values()]
-        name = collection_name(index.id)
+        name = index.table_name
         body: dict[str, Any] = {"points": points}
         guarded = guard is not None and guard.tree is not None
         if guarded:
@@ -324,7 +324,7 @@ class QdrantStore:
         metadata (RowFilterViolation), whose size must fit `max_metadata_bytes`
         (MetadataTooLarge). Returns whether a record was updated. The change is one point
         upsert (update only, guarded by Qdrant as well): all or nothing."""
-        name = collection_name(index.id)
+        name = index.table_name
         pid = point_id(namespace, record_id)
         async with self._lock:
             found = await self._retrieve(name, [pid], True, True)
@@ -376,7 +376,7 @@ class QdrantStore:
     ) -> int:
         """Delete the namespace's records with these ids, or (ids None) all of its records,
         restricted to `where`; returns how many were deleted."""
-        name = collection_name(index.id)
+        name = index.table_name
         guarded = where is not None and where.tree is not None
         async with self._lock:
             if ids is not None:
@@ -409,7 +409,7 @@ class QdrantStore:
     ) -> list[dict[str, Any]]:
         wanted = list(dict.fromkeys(point_id(namespace, i) for i in ids))
         found = await self._retrieve(
-            collection_name(index.id), wanted, ["m", "_id", "_ns", "_norm"], True
+            index.table_name, wanted, ["m", "_id", "_ns", "_norm"], True
         )
         out = []
         for point in found:
@@ -452,7 +452,7 @@ class QdrantStore:
                 "Full-text (text) queries are not supported on indexes on a Qdrant cluster.",
                 {"engine": "qdrant", "field": "text"},
             )
-        name = collection_name(index.id)
+        name = index.table_name
         hybrid = sparse is not None
         # The shared tier's candidate set and HNSW breadth, so that scores and recall agree.
         limit = max(top_k * 10, 100) if hybrid else top_k
@@ -573,7 +573,7 @@ class QdrantStore:
         }
         if start is not None:
             body["offset"] = start
-        points = (await self._points(collection_name(index.id), "scroll", body))["points"]
+        points = (await self._points(index.table_name, "scroll", body))["points"]
         if start is not None and points and points[0]["id"] == start:
             points = points[1:]
         ids = [str(p["payload"]["_id"]) for p in points[: limit + 1]]
@@ -592,5 +592,5 @@ class QdrantStore:
         selection = filter_json(where, *conditions)
         if selection is not None:
             body["filter"] = selection
-        found = await self._call("POST", f"/collections/{collection_name(index.id)}/facet", body)
+        found = await self._call("POST", f"/collections/{index.table_name}/facet", body)
         return {str(hit["value"]): int(hit["count"]) for hit in found["hits"] if hit["count"] > 0}

@@ -27,19 +27,12 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from vectorplane.contract.limits import LIMIT_FIELDS
+
 from .filters import Compiled, compile_filter
 
 logger = logging.getLogger("vectorplane.gateway.registry")
 
-LIMIT_FIELDS = (
-    "max_indexes",
-    "max_vectors",
-    "max_storage_bytes",
-    "max_qps",
-    "max_dimension",
-    "max_upsert_batch",
-    "max_metadata_bytes",
-)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from psycopg import AsyncConnection, sql
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
+from vectorplane.contract.storage import SPARSE_DIMENSIONS
+
 from .filters import Compiled
 from .registry import IndexInfo
 
@@ -99,7 +101,6 @@ def decode_token(token: str) -> str:
     return base64.b64decode(padded, altchars=b"-_", validate=True).decode("utf-8")
 
 
-SPARSE_DIMS = 1_000_000_000
 
 
 async def _configure(conn: AsyncConnection[Any]) -> None:
@@ -195,7 +196,7 @@ class Store:
             namespace,
             [r.id for r in rows],
             [vector_text(r.values) for r in rows],
-            [sparse_text(*r.sparse, SPARSE_DIMS) if r.sparse else None for r in rows],
+            [sparse_text(*r.sparse, SPARSE_DIMENSIONS) if r.sparse else None for r in rows],
             [orjson.dumps(r.metadata or {}).decode() for r in rows],
             [r.text for r in rows],
             *(guard.params if guard is not None else ()),
@@ -274,7 +275,7 @@ class Store:
             params.append(vector_text(values))
         if sparse is not None:
             sets.append(sql.SQL("sparse = %s::sparsevec"))
-            params.append(sparse_text(*sparse, SPARSE_DIMS))
+            params.append(sparse_text(*sparse, SPARSE_DIMENSIONS))
         if set_metadata is not None:
             sets.append(sql.SQL("metadata = metadata || %s::jsonb"))
             params.append(orjson.dumps(set_metadata).decode())
@@ -395,7 +396,7 @@ class Store:
             sparse_scores: dict[str, float] = {}
             text_rank: dict[str, int] = {}
             if sparse is not None and rows and ranked:
-                sq = sparse_text(*sparse, SPARSE_DIMS)
+                sq = sparse_text(*sparse, SPARSE_DIMENSIONS)
                 srows = await (
                     await conn.execute(
                         sql.SQL(
@@ -531,7 +532,7 @@ class Store:
                 "{extra} FROM {table} WHERE namespace = %s AND {where} "
                 "ORDER BY s DESC, id LIMIT %s"
             ).format(extra=extra_cols, table=self.table(index), where=where.sql)
-            params = [sparse_text(*sparse, SPARSE_DIMS), namespace, *where.params, limit]
+            params = [sparse_text(*sparse, SPARSE_DIMENSIONS), namespace, *where.params, limit]
         return await (await conn.execute(query, params)).fetchall()
 
     async def list_ids(

@@ -23,40 +23,51 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
 from starlette.requests import Request
 
+from vectorplane.contract.limits import (  # the data plane's limits live in the kernel
+    FLOAT32_BOUND,
+    INT64_MAX,
+    INT64_MIN,
+    MAX_BATCH,
+    MAX_BODY_BYTES,
+    MAX_EF_SEARCH,
+    MAX_FETCH_IDS,
+    MAX_ID_BYTES,
+    MAX_LIST_LIMIT,
+    MAX_METADATA_BYTES,
+    MAX_NAMESPACE_BYTES,
+    MAX_SPARSE_INDEX,
+    MAX_SPARSE_NONZEROS,
+    MAX_TEXT_BYTES,
+    MAX_TOP_K,
+)
+
 from . import filters
 from .errors import GatewayError, bad_request
 from .filters import Compiled, FilterError
 
-MAX_BODY_BYTES: Final = 2 * 1024 * 1024
-MAX_BATCH: Final = 1000
-MAX_TOP_K: Final = 10_000
-MAX_ID_BYTES: Final = 512
-MAX_METADATA_BYTES: Final = 40 * 1024
-MAX_FETCH_IDS: Final = 1000
-MAX_LIST_LIMIT: Final = 1000
-MAX_EF_SEARCH: Final = 1000
-MAX_NAMESPACE_BYTES: Final = 512
-MAX_SPARSE_INDEX: Final = 1_000_000_000 - 1
-"""Sparse indices are 0..MAX_SPARSE_INDEX (pgvector's sparsevec has at most 1e9 dimensions)."""
-MAX_SPARSE_NONZEROS: Final = 16_000
-"""Non-zero entries of one sparse vector: pgvector's sparsevec limit, applied on every engine."""
-MAX_TEXT_BYTES: Final = 128 * 1024
-"""UTF-8 bytes of a record's full-text `text`. PostgreSQL caps a tsvector at 1 MiB of lexemes
-and positions; compound words (`ab-cd` is indexed as `ab-cd`, `ab` and `cd`), URLs and
-lower-casing that lengthens a letter make a crafted text's tsvector up to ~2.75x its size
-(measured: such texts fail from ~380 KB), so an eighth of the cap leaves a wide margin
-(gateway/tests/test_text_limit.py tries crafted texts against the real server)."""
-FLOAT32_BOUND: Final = (2 - 2**-24) * 2**127
-"""A double rounds to a finite float32 (pgvector's and Qdrant's storage) iff |x| is below
-this (halfway between float32's largest value, 3.4028234663852886e38, and 2^128)."""
-INT64_MIN: Final = -(2**63)
-INT64_MAX: Final = 2**63 - 1
+__all__ = [
+    "FLOAT32_BOUND",
+    "INT64_MAX",
+    "INT64_MIN",
+    "MAX_BATCH",
+    "MAX_BODY_BYTES",
+    "MAX_EF_SEARCH",
+    "MAX_FETCH_IDS",
+    "MAX_ID_BYTES",
+    "MAX_LIST_LIMIT",
+    "MAX_METADATA_BYTES",
+    "MAX_NAMESPACE_BYTES",
+    "MAX_SPARSE_INDEX",
+    "MAX_SPARSE_NONZEROS",
+    "MAX_TEXT_BYTES",
+    "MAX_TOP_K",
+]
 
 
 # ---------------------------------------------------------------------------- bodies

@@ -35,7 +35,7 @@ from typing import Literal
 import pulumi
 from pulumi_kubernetes import apiextensions, apps, core, meta, networking, policy
 
-from provisioning.drivers.base import Size
+from vectorplane.contract.clusters import Size
 
 MANAGED_BY = "vectorplane"
 LABEL_TENANT = "vectorplane.io/tenant"

@@ -52,7 +52,7 @@ from infra.quantities import (
     format_cpu,
     parse_quantity,
 )
-from provisioning.drivers.base import ClusterSpec, Size
+from vectorplane.contract.clusters import ClusterSpec, Size
 
 PROJECT_NAME = "vectorplane-clusters"
 

@@ -14,7 +14,7 @@ from controlplane.api.schema import errors
 from controlplane.api.serializers import QueryInputSerializer, StrictInputSerializer
 from controlplane.api.views import TenantAPIView
 from tenants.models import Engine, Role, Tier
-from vectorplane import locations, names
+from vectorplane.contract import locations, names
 
 from . import selectors, services
 from .models import Index, Metric

@@ -14,7 +14,7 @@ from controlplane.api.schema import errors
 from controlplane.api.serializers import StrictInputSerializer
 from controlplane.api.views import TenantAPIView
 from tenants.models import Engine, Role
-from vectorplane import names
+from vectorplane.contract import names
 
 from . import clusters, selectors
 from .models import CLUSTER_SIZES, Cluster, ClusterDriver, ClusterStatus

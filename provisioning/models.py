@@ -4,7 +4,6 @@ tier's table is created synchronously by `services.index_create`."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import ClassVar
 
 from django.db import models
@@ -12,7 +11,7 @@ from django.db.models import Q
 
 from tenants.models import Engine, Tenant, Tier
 from tenants.scoping import TenantScopedManager
-from vectorplane import locations
+from vectorplane.contract import clusters, locations
 
 
 class Metric(models.TextChoices):
@@ -64,27 +63,9 @@ class ClusterDriver(models.TextChoices):
     KUBERNETES = "kubernetes", "Kubernetes (Pulumi)"
 
 
-@dataclass(frozen=True)
-class ClusterSize:
-    slug: str
-    cpu: str
-    memory: str
-    storage: str
-    description: str
-
-
-# The catalogue plans choose from (Plan.allowed_cluster_sizes). Kubernetes quantities; the
-# local driver records them but runs one process per node whatever the size.
-CLUSTER_SIZES: dict[str, ClusterSize] = {
-    size.slug: size
-    for size in (
-        ClusterSize("xs", "500m", "1Gi", "10Gi", "0.5 vCPU, 1 GiB RAM, 10 GiB disk"),
-        ClusterSize("s", "1", "4Gi", "50Gi", "1 vCPU, 4 GiB RAM, 50 GiB disk"),
-        ClusterSize("m", "2", "8Gi", "200Gi", "2 vCPU, 8 GiB RAM, 200 GiB disk"),
-        ClusterSize("l", "4", "16Gi", "500Gi", "4 vCPU, 16 GiB RAM, 500 GiB disk"),
-        ClusterSize("xl", "8", "32Gi", "1Ti", "8 vCPU, 32 GiB RAM, 1 TiB disk"),
-    )
-}
+# The catalogue of sizes is the kernel's (vectorplane.contract.clusters); re-exported here for
+# the apps that validate against it.
+CLUSTER_SIZES = clusters.CLUSTER_SIZES
 
 
 class Cluster(models.Model):

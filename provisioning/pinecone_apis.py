@@ -9,7 +9,7 @@ Shapes follow the client's 2026-07 models (docs/pinecone-compat.md): an index is
 `host`, `status{ready,state}`, `schema.fields._values{type,dimension,metric}`,
 `deployment{deployment_type,cloud,region}`, `deletion_protection`; the 2025-era top-level
 `dimension`/`metric`/`spec`/`vector_type` are added for older clients (5.x-9.x read those).
-`cloud` and `region` are the labels the index was created with (vectorplane/locations.py).
+`cloud` and `region` are the labels the index was created with (vectorplane/contract/locations.py).
 The tenant is the API key's. Reads need any scope; create, configure and delete need the key's
 `admin` scope.
 """
@@ -33,7 +33,7 @@ from controlplane.api.views import BaseAPIView
 from controlplane.errors import ApplicationError, NotFoundError
 from tenants.models import ApiKey, Scope, TenantStatus
 from tenants.scoping import enter_tenant_scope, exit_tenant_scope
-from vectorplane import locations, names
+from vectorplane.contract import locations, names
 
 from . import selectors, services
 from .models import Index, IndexStatus, Metric

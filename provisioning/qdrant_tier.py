@@ -29,8 +29,7 @@ from typing import Any, Final, ParamSpec, TypeVar
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-DENSE: Final = "dense"
-SPARSE: Final = "sparse"
+from vectorplane.contract.storage import DENSE, SPARSE, collection_name
 
 _DISTANCE: Final = {
     "cosine": models.Distance.COSINE,
@@ -70,10 +69,6 @@ def _reachable(function: Callable[_P, _R]) -> Callable[_P, _R]:
             raise
 
     return wrapper
-
-
-def collection_name(index_id: uuid.UUID) -> str:
-    return f"i_{index_id.hex}"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from django.db.models import QuerySet
 
 from controlplane.errors import NotFoundError
 from tenants.scoping import tenant_scope
-from vectorplane import config, names
+from vectorplane import config
+from vectorplane.contract import hosts, names
 
 from .models import Cluster, ClusterStatus, Index, IndexStatus, UsageRecord
 
@@ -30,12 +31,16 @@ def index_host(index: Index, *, tenant_slug: str) -> str:
     """Where the data plane answers for this index: the path form by default
     (`http://gateway/v1/indexes/{name}`, tenant taken from the key), or Pinecone's
     host-per-index form (`https://{name}-{tenant}.{domain}`) when
-    VECTORPLANE_GATEWAY_ROUTING=host."""
-    if config.env_str("VECTORPLANE_GATEWAY_ROUTING", "path") == "host":
-        domain = config.env_str("VECTORPLANE_GATEWAY_DOMAIN")
-        scheme = config.env_str("VECTORPLANE_GATEWAY_SCHEME", "https")
-        return f"{scheme}://{index.name}-{tenant_slug}.{domain}"
-    return f"{config.gateway_public_url().rstrip('/')}/v1/indexes/{index.name}"
+    VECTORPLANE_GATEWAY_ROUTING=host (vectorplane/contract/hosts.py)."""
+    routing = config.env_str("VECTORPLANE_GATEWAY_ROUTING", "path")
+    return hosts.index_host(
+        index_name=index.name,
+        tenant_slug=tenant_slug,
+        routing=routing,
+        domain=config.env_str("VECTORPLANE_GATEWAY_DOMAIN") if routing == "host" else "",
+        scheme=config.env_str("VECTORPLANE_GATEWAY_SCHEME", "https"),
+        gateway_url=config.gateway_public_url(),
+    )
 
 
 def stored_vectors(*, tenant_id: uuid.UUID) -> dict[uuid.UUID, int]:

@@ -17,7 +17,9 @@ from tenants.models import Engine, Role, Tenant, Tier
 from tenants.scoping import tenant_scope
 from tenants.selectors import tenant_effective_limits
 from tenants.services import _lock_tenant, _require_active, _require_role, audit_record
-from vectorplane import locations, names, pgerrors
+from vectorplane import pgerrors
+from vectorplane.contract import locations, names, storage
+from vectorplane.contract.limits import MAX_HALFVEC_DIMENSION, MAX_VECTOR_DIMENSION
 
 from . import shared_tier
 from .clusters import cluster_pg_url, cluster_qdrant_client
@@ -26,8 +28,6 @@ from .models import ClusterStatus, Index, IndexStatus, Metric, VectorType
 if TYPE_CHECKING:
     from .models import Cluster
 
-MAX_VECTOR_DIMENSION = 2000  # pgvector HNSW limit for `vector`
-MAX_HALFVEC_DIMENSION = 4000  # pgvector HNSW limit for `halfvec`
 
 
 def check_name(name: str, what: str) -> None:
@@ -128,8 +128,9 @@ def index_create(
     cloud: str | None = None,
     region: str | None = None,
 ) -> Index:
-    """`cloud` and `region` are Pinecone's labels (vectorplane/locations.py), kept and answered
-    back; when not given, the operator's defaults (VECTORPLANE_DEFAULT_CLOUD / _REGION)."""
+    """`cloud` and `region` are Pinecone's labels (vectorplane/contract/locations.py), kept
+    and answered back; when not given, the operator's defaults (VECTORPLANE_DEFAULT_CLOUD /
+    _REGION)."""
     _require_role(actor=actor, tenant=tenant, minimum=Role.MEMBER)
     _require_active(tenant)
     check_name(name, "index")
@@ -228,13 +229,12 @@ def index_create(
         )
         index.cluster = cluster
         if engine == Engine.QDRANT:
-            from . import qdrant_tier
 
             index.schema_name = ""
-            index.table_name = qdrant_tier.collection_name(index.id)
+            index.table_name = storage.collection_name(index.id)
         else:
-            index.schema_name = shared_tier.schema_name(tenant.id)
-            index.table_name = shared_tier.table_name(index.id)
+            index.schema_name = storage.schema_name(tenant.id)
+            index.table_name = storage.table_name(index.id)
         index.save()
         # The data database is another database: its DDL commits first. Should the control
         # plane's commit then fail, the table is orphaned but harmless (IF NOT EXISTS on retry).

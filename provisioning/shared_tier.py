@@ -23,6 +23,7 @@ import psycopg
 from psycopg import sql
 
 from vectorplane import config
+from vectorplane.contract.storage import SPARSE_DIMENSIONS, schema_name, table_name
 
 TENANT_POLICY = "tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid"
 
@@ -35,17 +36,6 @@ _OPCLASS = {
     ("halfvec", "dotproduct"): "halfvec_ip_ops",
 }
 
-# pgvector's sparsevec holds up to 1e9 dimensions; Pinecone's sparse indices are uint32, so
-# indices at or above this are refused with a clear error by the gateway.
-SPARSE_DIMENSIONS = 1_000_000_000
-
-
-def schema_name(tenant_id: uuid.UUID) -> str:
-    return f"t_{tenant_id.hex}"
-
-
-def table_name(index_id: uuid.UUID) -> str:
-    return f"i_{index_id.hex}"
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from controlplane.api.schema import ROW_FILTER_SCHEMA, errors
 from controlplane.api.serializers import QueryInputSerializer, StrictInputSerializer
 from controlplane.api.views import BaseAPIView, TenantAPIView, client_ip
 from controlplane.errors import ApplicationError, NotFoundError
-from vectorplane import names
+from vectorplane.contract import names
 
 from . import selectors, services
 from .actors import Actor

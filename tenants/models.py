@@ -14,6 +14,8 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 
+from vectorplane.contract import limits
+
 from .scoping import TenantScopedManager
 
 
@@ -49,15 +51,7 @@ class Engine(models.TextChoices):
     QDRANT = "qdrant", "Qdrant"
 
 
-LIMIT_FIELDS: tuple[str, ...] = (
-    "max_indexes",
-    "max_vectors",
-    "max_storage_bytes",
-    "max_qps",
-    "max_dimension",
-    "max_upsert_batch",
-    "max_metadata_bytes",
-)
+LIMIT_FIELDS = limits.LIMIT_FIELDS  # the plan's numeric limits (vectorplane.contract.limits)
 
 
 class Plan(models.Model):

@@ -25,7 +25,7 @@ from controlplane.errors import (
 )
 from gateway.filters import FilterError
 from gateway.filters import validate as validate_filter
-from vectorplane import names
+from vectorplane.contract import names
 
 from . import credentials
 from .actors import Actor

@@ -10,7 +10,7 @@ from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
 from drf_spectacular.utils import OpenApiResponse
 
-from vectorplane import names
+from vectorplane.contract import names
 
 from .serializers import ErrorSerializer
 

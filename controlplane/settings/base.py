@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from vectorplane import config, locations
+from vectorplane import config
+from vectorplane.contract import locations
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -129,7 +130,7 @@ VECTORPLANE_INVITATION_TTL_SECONDS = config.env_int(
 )
 
 # The cloud and region an index answers when its creator named none (Pinecone's API labels;
-# see vectorplane/locations.py). Checked here, so a bad value stops the start.
+# see vectorplane/contract/locations.py). Checked here, so a bad value stops the start.
 VECTORPLANE_DEFAULT_CLOUD = config.env_str("VECTORPLANE_DEFAULT_CLOUD", locations.DEFAULT_CLOUD)
 VECTORPLANE_DEFAULT_REGION = config.env_str("VECTORPLANE_DEFAULT_REGION", locations.DEFAULT_REGION)
 for _name, _error in (

@@ -24,8 +24,8 @@ from gateway.tests.conftest import (
     pg_owner_url,
     poll,
 )
-from gateway.validation import MAX_BATCH, MAX_BODY_BYTES, MAX_METADATA_BYTES, MAX_TOP_K
 from provisioning.models import Index
+from vectorplane.contract.limits import MAX_BATCH, MAX_BODY_BYTES, MAX_METADATA_BYTES, MAX_TOP_K
 
 # Part of the conformance suite: every test here runs on each target.
 platform = pytest.fixture(params=TARGETS, name="platform")(conformance)

@@ -5,7 +5,6 @@ the gateway serves it without credentials at /openapi.yaml and /openapi.json."""
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from gateway import app as gateway_app
 from gateway import filters
 from gateway.tests import apifuzz
 from gateway.tests.conftest import Gateway
+from vectorplane.contract import limits
 
 SCHEMA_PATH = apifuzz.GATEWAY_SCHEMA
 DATA_OPERATIONS = {"upsert", "query", "fetch", "fetch_post", "update", "delete",
@@ -117,16 +117,11 @@ def test_the_routes_are_the_gateways(doc: dict[str, Any]) -> None:
 
 
 def constant(name: str) -> int:
-    """A limit of the gateway, wherever it lives (gateway/validation.py once the validation layer
-    has its own module, gateway/app.py before)."""
-    for module in ("gateway.validation", "gateway.app"):
-        try:
-            found = getattr(importlib.import_module(module), name, None)
-        except ImportError:
-            continue
-        if found is not None:
-            return int(found)
-    raise AssertionError(f"the gateway has no constant {name}")
+    """A limit of the data plane (vectorplane/contract/limits.py, which the gateway's
+    validation enforces)."""
+    found = getattr(limits, name, None)
+    assert found is not None, f"vectorplane.contract.limits has no {name}"
+    return int(found)
 
 
 S = "/components/schemas"

@@ -22,8 +22,8 @@ from gateway.tests.conftest import (
     data_rows,
 )
 from gateway.tests.test_text_limit import crafted_text
-from gateway.validation import MAX_SPARSE_NONZEROS, MAX_TEXT_BYTES
 from provisioning.models import Index
+from vectorplane.contract.limits import MAX_SPARSE_NONZEROS, MAX_TEXT_BYTES
 
 # Part of the conformance suite: every test here runs on each target.
 platform = pytest.fixture(params=TARGETS, name="platform")(conformance)

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.validation import MAX_TEXT_BYTES
+from vectorplane.contract.limits import MAX_TEXT_BYTES
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz" + "ȺȾⱯÀÉÎ" + "бгджзклмнпрстфхцчшщ"
 part = st.text(alphabet=LETTERS, min_size=1, max_size=4)

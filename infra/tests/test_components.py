@@ -33,7 +33,7 @@ from infra.program import (
 )
 from infra.quantities import QuantityError, byte_count, cpu_millis, format_bytes, format_cpu
 from infra.testing import MockRun, Recorded, run_with_mocks
-from provisioning.drivers.base import ClusterSpec, Size
+from vectorplane.contract.clusters import ClusterSpec, Size
 
 # The Kubernetes version whose OpenAPI schema every manifest must satisfy (kubernetes-validate
 # ships schemas up to its own version; 1.33 is the oldest minor the platform supports).
