@@ -72,10 +72,10 @@ from dataplane import (
     ratio,
 )
 
-from gateway.filters import compile_filter
-from gateway.qdrant_filters import field, filter_json, record_payload
-from gateway.qdrant_store import point_id
+from gateway.backends.qdrant import point_id
+from gateway.backends.qdrant_filters import field, filter_json, record_payload
 from provisioning.drivers.local import stop_all
+from vectorplane.contract.filters import Filter
 from vectorplane.contract.storage import DENSE, collection_name
 from vectorplane.embedded import EmbeddedRedis
 
@@ -493,12 +493,12 @@ t2 = time.perf_counter(); print(round(t1 - t0, 3), round(t2 - t1, 3))
 def cold_costs(plat: ClusterPlatform, runs: int) -> dict[str, Any]:
     """Where a cold Qdrant create spends its time outside the cluster itself: the imports the
     control plane (index create: provisioning.qdrant_tier -> qdrant_client) and the gateway
-    (first request: gateway.qdrant_store) pay once per process, and the host's start-up."""
+    (first request: gateway.backends.qdrant) pay once per process, and the host's start-up."""
     out: dict[str, Any] = {}
     probes = {"web: import provisioning.qdrant_tier (after controlplane.wsgi)":
               ("controlplane.wsgi", "provisioning.qdrant_tier"),
-              "gateway: import gateway.qdrant_store (after gateway.app)":
-              ("gateway.app", "gateway.qdrant_store")}  # fmt: skip
+              "gateway: import gateway.backends.qdrant (after gateway.app)":
+              ("gateway.app", "gateway.backends.qdrant")}  # fmt: skip
     for label, (base, extra) in probes.items():
         times = []
         for _ in range(runs):
@@ -608,13 +608,13 @@ def gateway_query(vector: list[float], flt: dict[str, Any] | None, *,
 
 def qdrant_query(vector: list[float], flt: dict[str, Any] | None, *, ef: int,
                  metadata: bool) -> dict[str, Any]:  # fmt: skip
-    """The body `gateway.qdrant_store.QdrantStore.query` sends for a dense query (change both
+    """The body `gateway.backends.qdrant.QdrantStore.query` sends for a dense query (change both
     together)."""
     fields = ["_id", "m"] if metadata else ["_id"]
     return {
         "query": vector,
         "using": DENSE,
-        "filter": filter_json(compile_filter(flt or {}), field("_ns", match={"value": ""})),
+        "filter": filter_json(Filter.of(flt or {}), field("_ns", match={"value": ""})),
         "params": {"hnsw_ef": max(ef, 10)},
         "limit": 10,
         "with_payload": fields,
@@ -1085,7 +1085,7 @@ def pg_settle(info: dict[str, Any], vector: list[float], wait: float) -> dict[st
     report the plans before and after."""
     import psycopg
 
-    from gateway.store import vector_text
+    from gateway.backends.pgvector import vector_text
 
     ix, qtext = info["index"], vector_text(vector)
     started = now()

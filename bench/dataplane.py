@@ -73,8 +73,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as `python bench/dataplane.py`
     sys.path.insert(0, str(REPO_ROOT))
 
-from gateway.filters import Compiled, compile_filter  # noqa: E402
-from gateway.store import vector_text  # noqa: E402
+from gateway.backends.pgvector import vector_text  # noqa: E402
+from gateway.backends.pgvector_filters import Compiled, compile_filter  # noqa: E402
 from vectorplane import config  # noqa: E402
 from vectorplane.embedded import EmbeddedPostgres  # noqa: E402
 
@@ -798,16 +798,17 @@ async def httpx_clients(
     return Clients([call] * count, client.aclose)
 
 
-# `gateway.store.Store(exact_scan_rows=...)`: filtered queries matching fewer rows are ranked
-# exactly. The gateway reads VECTORPLANE_EXACT_SCAN_ROWS, default 0 (off) since commit 5257f7d;
-# `--exact-scan-rows` sets it for the gateway and the direct baseline alike.
+# `gateway.backends.pgvector.PgvectorStore(exact_scan_rows=...)`: filtered queries matching
+# fewer rows are ranked exactly. The gateway reads VECTORPLANE_EXACT_SCAN_ROWS, default 0
+# (off) since commit 5257f7d; `--exact-scan-rows` sets it for the gateway and the direct
+# baseline alike.
 EXACT_SCAN_ROWS_DEFAULT = 0
 
 
 class DirectQuery:
-    """The statements `gateway.store.Store.query` sends for a dense query, sent with psycopg
-    as the gateway's database role, with the same connection options (`prepare_threshold=5`,
-    not autocommit):
+    """The statements `gateway.backends.pgvector.PgvectorStore.query` sends for a dense query,
+    sent with psycopg as the gateway's database role, with the same connection options
+    (`prepare_threshold=5`, not autocommit):
 
     - unfiltered: one transaction of `set_config(app.tenant_id, hnsw.ef_search,
       hnsw.iterative_scan 'off')` and `WITH c AS MATERIALIZED (SELECT ... ORDER BY embedding
@@ -1046,10 +1047,14 @@ def py_spy() -> str | None:
 
 # Where a sample's CPU goes: the first frame, from the leaf up, in one of these (path markers).
 PROFILE_COMPONENTS = (
-    ("gateway/store.py", "gateway store (SQL, vector text, rows)"),
+    ("gateway/backends/pgvector.py", "gateway store (SQL, vector text, rows)"),
+    ("gateway/backends/pgvector_filters.py", "gateway filters"),
+    ("vectorplane/contract/filters.py", "gateway filters"),
     ("gateway/app.py", "gateway app (auth, validation, JSON, dispatch)"),
+    ("gateway/auth.py", "gateway app (auth, validation, JSON, dispatch)"),
+    ("gateway/validation.py", "gateway app (auth, validation, JSON, dispatch)"),
+    ("gateway/operations.py", "gateway app (auth, validation, JSON, dispatch)"),
     ("gateway/registry.py", "gateway registry (cache)"),
-    ("gateway/filters.py", "gateway filters"),
     ("gateway/metering.py", "gateway metering"),
     ("psycopg_pool/", "psycopg_pool"),
     ("psycopg/", "psycopg (driver)"),

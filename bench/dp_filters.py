@@ -6,7 +6,7 @@
 A follow-up to `bench/dataplane.py recall`, same set-up: a private embedded PostgreSQL, the
 index made through the services, GloVe loaded with binary COPY, 1% of the records tagged
 `{"rare": true}`, and queries sent as the gateway's database role (row-level security on), with
-the same SQL as `gateway.store.Store.query`. It measures, with direct SQL only:
+the same SQL as `gateway.backends.pgvector.PgvectorStore.query`. It measures, with direct SQL only:
 
 1. the HNSW iterative scan (the gateway's default) at ef_search 100 for several
    `hnsw.max_scan_tuples` (pgvector's default 20,000 bounds how far the scan walks);

@@ -27,9 +27,8 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from vectorplane.contract.filters import EMPTY, Filter
 from vectorplane.contract.limits import LIMIT_FIELDS
-
-from .filters import Compiled, compile_filter
 
 logger = logging.getLogger("vectorplane.gateway.registry")
 
@@ -51,7 +50,7 @@ class KeyInfo:
     revoke_after: datetime | None
     revoked_at: datetime | None
     # The row filter compiled once per load: ANDed into every read of this key.
-    row_guard: Compiled = field(default_factory=lambda: compile_filter({}))
+    row_guard: Filter = EMPTY
     # Every id the key writes starts with it ("": any id).
     id_prefix: str = ""
 
@@ -211,7 +210,7 @@ class Registry:
                 expires_at=row["expires_at"],
                 revoke_after=row["revoke_after"],
                 revoked_at=row["revoked_at"],
-                row_guard=compile_filter(row["row_filter"] or {}),
+                row_guard=Filter.of(row["row_filter"] or {}),
                 id_prefix=row["id_prefix"],
             )
         # Unknown prefixes are cached too (briefly, by TTL), so garbage keys cost no query.

@@ -29,6 +29,7 @@ from urllib.parse import parse_qs
 import orjson
 from starlette.requests import Request
 
+from vectorplane.contract.filters import EMPTY, Filter, FilterError
 from vectorplane.contract.limits import (  # the data plane's limits live in the kernel
     FLOAT32_BOUND,
     INT64_MAX,
@@ -47,9 +48,7 @@ from vectorplane.contract.limits import (  # the data plane's limits live in the
     MAX_TOP_K,
 )
 
-from . import filters
 from .errors import GatewayError, bad_request
-from .filters import Compiled, FilterError
 
 __all__ = [
     "FLOAT32_BOUND",
@@ -331,13 +330,16 @@ def _metadata_value(v: Any) -> bool:
     return False
 
 
-def metadata(value: Any, field: str, max_bytes: int = MAX_METADATA_BYTES) -> dict[str, Any] | None:
-    """Record metadata (absent: None): an object of strings, numbers, booleans and lists of
+def metadata_and_json(
+    value: Any, field: str, max_bytes: int = MAX_METADATA_BYTES
+) -> tuple[dict[str, Any] | None, bytes | None]:
+    """Record metadata (absent: None), and its JSON (serialised once, for its size and the
+    engine): an object of strings, numbers, booleans and lists of
     strings, no NUL anywhere, at most `max_bytes` of JSON. Null values are dropped (Pinecone's
     behaviour). Integers within the signed 64-bit range are kept exact; larger ones are stored
     as the nearest double (Pinecone keeps every number as a double)."""
     if value is None:
-        return None
+        return None, None
     if not isinstance(value, dict):
         raise bad_request("validation_error", f"{field} must be an object.", field=field)
     value = present(value)
@@ -359,7 +361,8 @@ def metadata(value: Any, field: str, max_bytes: int = MAX_METADATA_BYTES) -> dic
                 field=field,
                 key=k,
             )
-    size = len(orjson.dumps(value))
+    raw = orjson.dumps(value)
+    size = len(raw)
     if size > max_bytes:
         raise bad_request(
             "metadata_too_large",
@@ -368,14 +371,19 @@ def metadata(value: Any, field: str, max_bytes: int = MAX_METADATA_BYTES) -> dic
             bytes=size,
             max_bytes=max_bytes,
         )
-    return value
+    return value, raw
 
 
-def metadata_filter(value: Any) -> Compiled:
+def metadata(value: Any, field: str, max_bytes: int = MAX_METADATA_BYTES) -> dict[str, Any] | None:
+    """`metadata_and_json` without the JSON."""
+    return metadata_and_json(value, field, max_bytes)[0]
+
+
+def metadata_filter(value: Any) -> Filter:
     """A request's metadata filter (absent or null: no condition)."""
     if value is None:
-        return filters.compile_filter({})
+        return EMPTY
     try:
-        return filters.compile_filter(value)
+        return Filter.of(value)
     except FilterError as exc:
         raise GatewayError(400, exc.code, exc.message, exc.details) from exc

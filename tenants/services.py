@@ -23,9 +23,9 @@ from controlplane.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from gateway.filters import FilterError
-from gateway.filters import validate as validate_filter
 from vectorplane.contract import names
+from vectorplane.contract.filters import FilterError
+from vectorplane.contract.filters import validate as validate_filter
 
 from . import credentials
 from .actors import Actor

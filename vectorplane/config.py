@@ -159,6 +159,15 @@ def embedded_database_url(database: str = EMBEDDED_DB_NAME, port: int | None = N
     return f"postgresql://{EMBEDDED_DB_USER}:{password}@127.0.0.1:{port}/{database}"
 
 
+def postgres_url(*, user: str, password: str, host: str, port: int | str, database: str) -> str:
+    """A `postgresql://` URL with the user and password quoted (the control plane's and the
+    gateway's connections to a dedicated cluster are built here, the same way)."""
+    return (
+        f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/"
+        f"{quote(database, safe='')}"
+    )
+
+
 def embedded_gateway_url(database: str, port: int | None = None) -> str:
     password = quote(state_secret("pg-gateway-password"), safe="")
     port = pg_port() if port is None else port

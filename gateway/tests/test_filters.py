@@ -1,4 +1,5 @@
-"""The metadata filter compiler against real PostgreSQL (plain psycopg, no Django).
+"""The metadata filter language (vectorplane/contract/filters.py) and its SQL compiler
+(gateway/backends/pgvector_filters.py) against real PostgreSQL (plain psycopg, no Django).
 
 Every query runs in a scratch schema created for this module and dropped afterwards.
 """
@@ -20,18 +21,18 @@ from hypothesis import strategies as st
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from gateway.filters import (
+from gateway.backends.pgvector_filters import Compiled, compile_filter, sql_of
+from vectorplane import config
+from vectorplane.contract.filters import (
     MAX_CONDITIONS,
     MAX_DEPTH,
     MAX_IN_VALUES,
-    Compiled,
+    Filter,
     FilterError,
-    combine,
-    compile_filter,
+    conjoin,
     matches,
     validate,
 )
-from vectorplane import config
 
 INJECT = "x'); DROP TABLE t; --"
 QUOTE = 'a"b'
@@ -217,9 +218,9 @@ def test_null_column_behaves_like_empty_metadata(conn: psycopg.Connection[Any]) 
 
 
 def test_custom_column_is_a_quoted_identifier(conn: psycopg.Connection[Any]) -> None:
-    compiled = compile_filter({"k": 1, "n": {"$gt": 0}}, column='my "meta"')
+    compiled = compile_filter({"k": 1, "n": {"$gt": 0}}, column=('my "meta"',))
     assert '"my ""meta"""' in compiled.sql.as_string(conn)
-    qualified = compile_filter({"k": 1}, column=sql.Identifier("v", "metadata"))
+    qualified = compile_filter({"k": 1}, column=("v", "metadata"))
     assert '"v"."metadata" @>' in qualified.sql.as_string(conn)
     with conn.transaction(force_rollback=True):
         conn.execute('CREATE TABLE custom (id text, "my ""meta""" jsonb)')
@@ -238,21 +239,25 @@ def test_placeholders_compose_with_the_callers_parameters(
     assert {row[0] for row in rows} == {"c"}
 
 
-def test_combine_ands_filters(conn: psycopg.Connection[Any], records_table: str) -> None:
-    bound = compile_filter({"genre": {"$in": ["drama", "comedy"]}})
-    request = compile_filter({"$or": [{"year": {"$gte": 2021}}, {"tags": "x"}]})
-    combined = combine(bound, request)
-    assert select_ids(conn, records_table, combined) == {"a", "b"}
-    assert combined.params == (*bound.params, *request.params)
+def test_conjoin_ands_filters(conn: psycopg.Connection[Any], records_table: str) -> None:
+    bound = Filter.of({"genre": {"$in": ["drama", "comedy"]}})
+    request = Filter.of({"$or": [{"year": {"$gte": 2021}}, {"tags": "x"}]})
+    combined = conjoin(bound, request)
+    assert select_ids(conn, records_table, sql_of(combined)) == {"a", "b"}
+    assert sql_of(combined).params == (*sql_of(bound).params, *sql_of(request).params)
+    assert {k for k, meta in RECORDS.items() if combined.test(meta)} == {"a", "b"}
     # the empty filter is the identity; nothing at all is TRUE
-    assert combine(compile_filter({}), request) == request
-    assert combine(request, compile_filter({})) == request
-    assert combine().is_true
-    assert combine(compile_filter({}), compile_filter({})).is_true
-    assert select_ids(conn, records_table, combine()) == ALL
-    # more than two, and associativity of the parameters
-    triple = combine(bound, request, compile_filter({"draft": True}))
-    assert select_ids(conn, records_table, triple) == {"b"}
+    assert conjoin(Filter.of({}), request) is request
+    assert conjoin(request, Filter.of({})) is request
+    assert sql_of(conjoin()).is_true
+    assert sql_of(conjoin(Filter.of({}), Filter.of({}))).is_true
+    assert select_ids(conn, records_table, sql_of(conjoin())) == ALL
+    # more than two; each part is compiled once, and reused by every conjunction with it
+    triple = conjoin(bound, request, Filter.of({"draft": True}))
+    assert select_ids(conn, records_table, sql_of(triple)) == {"b"}
+    first = sql_of(bound)
+    sql_of(conjoin(bound, Filter.of({"x": 1})))
+    assert sql_of(bound) is first
 
 
 def test_empty_filter_compiles_to_true(conn: psycopg.Connection[Any]) -> None:
@@ -686,7 +691,7 @@ def test_gin_index_serves_eq_and_in(
 def test_gin_index_serves_a_combined_key_filter(
     conn: psycopg.Connection[Any], big_table: str
 ) -> None:
-    combined = combine(compile_filter({"tag": "tag9"}), compile_filter({"n": {"$lt": 5000}}))
+    combined = sql_of(conjoin(Filter.of({"tag": "tag9"}), Filter.of({"n": {"$lt": 5000}})))
     assert _index_names(conn, combined) == {"big_gin"}
     assert select_ids(conn, big_table, combined) == {str(i) for i in range(9, 5000, 1000)}
 

@@ -14,10 +14,9 @@ import pytest
 import yaml
 
 from gateway import app as gateway_app
-from gateway import filters
 from gateway.tests import apifuzz
 from gateway.tests.conftest import Gateway
-from vectorplane.contract import limits
+from vectorplane.contract import filters, limits
 
 SCHEMA_PATH = apifuzz.GATEWAY_SCHEMA
 DATA_OPERATIONS = {"upsert", "query", "fetch", "fetch_post", "update", "delete",

@@ -33,18 +33,16 @@ from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 from qdrant_client import QdrantClient, models
 
-from gateway.errors import GatewayError
-from gateway.filters import compile_filter
-from gateway.qdrant_filters import (
+from gateway.backends import UnsupportedOnEngine
+from gateway.backends.qdrant_filters import (
     BIG,
-    UnsupportedOnEngine,
+    Condition,
     canonical,
     encode_key,
     filter_json,
     image,
     payload_fields,
     record_payload,
-    to_qdrant,
     translate,
 )
 from gateway.tests.test_filters import (
@@ -60,6 +58,7 @@ from gateway.tests.test_filters import (
     _weighted,
 )
 from provisioning.qdrant_tier import DENSE, QdrantIndexSpec, create_collection
+from vectorplane.contract.filters import Filter
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0
@@ -190,7 +189,7 @@ class Engine:
     def ids(self, namespace: str, filter_: dict[str, Any]) -> set[str]:
         """The ids matching the filter, sent as the store sends it (REST JSON)."""
         selection = filter_json(
-            compile_filter(filter_), {"key": "_ns", "match": {"value": namespace}}
+            Filter.of(filter_), {"key": "_ns", "match": {"value": namespace}}
         )
         answer = self.client.http.client.request(
             type_=dict,
@@ -313,7 +312,7 @@ EXTRA_CASES: list[tuple[dict[str, Any], set[str]]] = [
 
 def test_extra_cases_agree_with_python() -> None:
     for filter_, expected in EXTRA_CASES:
-        got = {key for key, meta in EXTRA.items() if compile_filter(filter_).test(meta)}
+        got = {key for key, meta in EXTRA.items() if Filter.of(filter_).test(meta)}
         assert got == expected, filter_
 
 
@@ -337,7 +336,7 @@ def test_engine_matches_python(
     scope: set[str],
 ) -> None:
     everything = {**RECORDS, **EXTRA}
-    python = {key for key, meta in everything.items() if compile_filter(filter_).test(meta)}
+    python = {key for key, meta in everything.items() if Filter.of(filter_).test(meta)}
     assert engine.ids(records_namespace, filter_) == python
     assert python & scope == expected
 
@@ -406,37 +405,41 @@ def test_images_and_residuals() -> None:
 def test_numbers_beyond_doubles_are_refused() -> None:
     with pytest.raises(UnsupportedOnEngine) as caught:
         payload_fields({"huge": 10**400})
-    assert isinstance(caught.value, GatewayError)
-    assert caught.value.status == 400
-    assert caught.value.code == "unsupported_on_engine"
-    assert caught.value.details == {"key": "huge"}
+    assert caught.value.details == {"key": "huge"}  # the gateway answers 400 with it
+
+
+def to_qdrant(where: Filter | None, *extra: Condition) -> models.Filter | None:
+    """`filter_json` as a qdrant-client `models.Filter` (the typed form the control plane's
+    client would use), to check that the store's REST JSON is a valid Qdrant filter."""
+    found = filter_json(where, *extra)
+    return None if found is None else models.Filter.model_validate(found)
 
 
 def test_translation_shape() -> None:
     assert translate(None) == []
-    assert filter_json(compile_filter({})) is None
-    assert to_qdrant(compile_filter({})) is None
-    [eq] = translate(compile_filter({"g": "x"}).tree)
+    assert filter_json(Filter.of({})) is None
+    assert to_qdrant(Filter.of({})) is None
+    [eq] = translate(Filter.of({"g": "x"}).tree)
     assert eq == {"key": "_eq", "match": {"value": "kg=sx"}}
-    [many] = translate(compile_filter({"g": {"$in": ["x", 1, 1.0, True]}}).tree)
+    [many] = translate(Filter.of({"g": {"$in": ["x", 1, 1.0, True]}}).tree)
     assert many == {"key": "_eq", "match": {"any": ["kg=sx", "kg=n1", "kg=t"]}}
-    [negated] = translate(compile_filter({"g": {"$nin": ["x", "x"]}}).tree)
+    [negated] = translate(Filter.of({"g": {"$nin": ["x", "x"]}}).tree)
     assert negated == {"must_not": [eq]}
-    [exists] = translate(compile_filter({"g": {"$exists": False}}).tree)
+    [exists] = translate(Filter.of({"g": {"$exists": False}}).tree)
     assert exists == {"must_not": [{"key": "_keys", "match": {"value": "g"}}]}
-    [rng] = translate(compile_filter({"g": {"$gt": 1, "$lte": 2.5}}).tree)
+    [rng] = translate(Filter.of({"g": {"$gt": 1, "$lte": 2.5}}).tree)
     assert rng == {"key": "r.kg", "range": {"gt": 1.0, "lte": 2.5}}
     # ANDs are flattened; ORs nest
-    flat = translate(compile_filter({"$and": [{"a": 1}, {"$and": [{"b": 2}, {"c": 3}]}]}).tree)
+    flat = translate(Filter.of({"$and": [{"a": 1}, {"$and": [{"b": 2}, {"c": 3}]}]}).tree)
     assert len(flat) == 3
-    [either] = translate(compile_filter({"$or": [{"a": 1}, {"b": 2}]}).tree)
+    [either] = translate(Filter.of({"$or": [{"a": 1}, {"b": 2}]}).tree)
     assert set(either) == {"should"} and len(either["should"]) == 2
     extra = {"key": "_ns", "match": {"value": "n"}}
-    assert filter_json(compile_filter({"g": "x"}), extra) == {"must": [extra, eq]}
+    assert filter_json(Filter.of({"g": "x"}), extra) == {"must": [extra, eq]}
 
 
 def test_big_range_bounds_compare_residuals() -> None:
-    plain, exact = translate(compile_filter({"n": {"$gt": P53 + 1, "$lt": 10}}).tree)
+    plain, exact = translate(Filter.of({"n": {"$gt": P53 + 1, "$lt": 10}}).tree)
     assert plain == {"key": "r.kn", "range": {"lt": 10.0}}
     assert exact == {
         "should": [
@@ -454,7 +457,7 @@ def test_big_range_bounds_compare_residuals() -> None:
 @pytest.mark.parametrize(("filter_", "expected"), CASES + EXTRA_CASES, ids=repr)
 def test_typed_filter_is_the_same_filter(filter_: dict[str, Any], expected: set[str]) -> None:
     """`to_qdrant` (a qdrant-client model) and `filter_json` (what the store sends) agree."""
-    where = compile_filter(filter_)
+    where = Filter.of(filter_)
     typed = to_qdrant(where, {"key": "_ns", "match": {"value": "n"}})
     assert isinstance(typed, models.Filter)
     dumped = typed.model_dump(exclude_none=True, mode="json")
@@ -485,7 +488,7 @@ def test_engine_and_python_agree(engine: Engine, data: st.DataObject) -> None:
     records = data.draw(st.lists(_METADATA, min_size=2, max_size=12), label="records")
     records = [as_received(meta) for meta in records]
     filter_ = data.draw(_filters(_pairs(records)), label="filter")
-    compiled = compile_filter(filter_)
+    compiled = Filter.of(filter_)
     by_id = {str(i): meta for i, meta in enumerate(records)}
     expected = {key for key, meta in by_id.items() if compiled.test(meta)}
     namespace = engine.load(by_id)

@@ -1,4 +1,6 @@
-"""Metadata filters: Pinecone's filter language, validated, compiled to SQL, evaluated in Python.
+"""Pinecone's metadata filter language: parsed into a public tree, validated, evaluated in
+Python — the one definition every engine compiles from (the gateway's pgvector backend to SQL,
+its Qdrant backend to a payload filter) and the control plane validates row filters with.
 
 A filter is a JSON object::
 
@@ -8,7 +10,7 @@ Top-level keys are field names (not starting with `$`) or `$and` / `$or` (a non-
 non-empty filters); several keys are ANDed. A field maps to a literal (shorthand for `$eq`) or to
 an object of operators, ANDed: `$eq $ne $gt $gte $lt $lte $in $nin $exists`. `{}` matches all.
 
-Semantics (the same in `compile_filter`'s SQL and in `matches`):
+Semantics (the same on every engine, and in `matches`):
 
 * `$eq v` matches a field equal to `v`, or a list field containing `v`; `$in` is `$eq` on any
   of its values. `$ne` / `$nin` are their negations, so a record *without* the field matches.
@@ -20,24 +22,10 @@ Semantics (the same in `compile_filter`'s SQL and in `matches`):
   Booleans are not numbers (`true != 1`), strings compare exactly (no normalisation, no case
   folding).
 
-SQL (over a `jsonb` column, `metadata` by default; every field name and value is a bound
-parameter, only the column is an identifier). `k`/`v` below are parameters:
-
-* `$eq`:      `(metadata @> {"k": v} OR metadata @> {"k": [v]})`
-* `$in`:      `metadata @> ANY(ARRAY[{"k": v1}, {"k": [v1]}, ...]::jsonb[])`
-* `$ne`/`$nin`: the above `IS NOT TRUE`
-* `$exists`:  `metadata ? k` (`true`), `(metadata ? k) IS NOT TRUE` (`false`)
-* ranges:     `CASE WHEN jsonb_typeof(metadata -> k) = 'number'
-               THEN (metadata ->> k)::numeric > b [AND ...] ELSE FALSE END`
-
-Indexes: a GIN `jsonb_path_ops` index on the column serves `$eq` and `$in` (containment, as a
-bitmap index scan). `$exists: true` (`?`) is served only by a GIN index with the default
-`jsonb_ops` operator class, never by `jsonb_path_ops`. Negations and ranges are not indexable
-(a btree expression index on `((metadata ->> 'k')::numeric)` would not match the CASE guard).
-The SQL's shape depends only on the filter's structure, not on its values (`$in` binds one
-array), so prepared statements are reused across values.
-
-A NULL column behaves like `{}` (positive conditions are not TRUE, negations are TRUE).
+The tree (`Eq`, `Exists`, `Range`, `BoolOp`) is the filter's meaning and `evaluate` states it
+in Python; every engine's compiler must agree with it (gateway/tests/test_filters.py and
+test_qdrant_filters.py check them against the real engines). A missing key fails every
+positive condition and satisfies every negation.
 """
 
 from __future__ import annotations
@@ -45,24 +33,31 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final, Literal, TypeAlias
 
-from psycopg import sql
-from psycopg.types.json import Jsonb
-
 __all__ = [
+    "EMPTY",
     "MAX_CONDITIONS",
     "MAX_DEPTH",
     "MAX_FIELD_BYTES",
     "MAX_IN_VALUES",
     "MAX_LITERAL_BYTES",
-    "Compiled",
+    "BoolOp",
+    "Eq",
+    "Exists",
+    "Filter",
     "FilterError",
-    "combine",
-    "compile_filter",
+    "Node",
+    "Range",
+    "Scalar",
+    "conjoin",
+    "evaluate",
+    "is_number",
     "matches",
+    "number",
+    "parse",
     "validate",
 ]
 
@@ -102,35 +97,11 @@ class FilterError(ValueError):
         self.details: dict[str, Any] = details or {}
 
 
-@dataclass(frozen=True)
-class Compiled:
-    """A WHERE fragment with positional `%s` placeholders, and its parameters in order.
-
-    Use it with psycopg: `sql.SQL("SELECT id FROM t WHERE {} AND ns = %s").format(c.sql)` and
-    `[*c.params, ns]` (placeholders and parameters must stay in the same order).
-    """
-
-    sql: sql.Composable
-    params: tuple[object, ...] = ()
-    # The parsed filter (None: no condition), for engines that do not speak SQL (Qdrant) and
-    # for checks in Python (`test`).
-    tree: _Node | None = None
-
-    @property
-    def is_true(self) -> bool:
-        """True for the empty filter (no condition)."""
-        return self.tree is None and self.sql == _TRUE and not self.params
-
-    def test(self, metadata: Mapping[str, object]) -> bool:
-        """Whether a record with this metadata passes (the SQL's semantics, in Python)."""
-        return self.tree is None or _evaluate(self.tree, metadata)
-
-
 # -- the parsed form --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class _Eq:
+class Eq:
     """`$eq` (one value), `$in` (several); negated for `$ne` / `$nin`."""
 
     field: str
@@ -140,13 +111,13 @@ class _Eq:
 
 
 @dataclass(frozen=True)
-class _Exists:
+class Exists:
     field: str
     present: bool
 
 
 @dataclass(frozen=True)
-class _Range:
+class Range:
     """The range operators of one operator object, ANDed: ((">", Decimal("3")), ...)."""
 
     field: str
@@ -154,12 +125,12 @@ class _Range:
 
 
 @dataclass(frozen=True)
-class _Bool:
+class BoolOp:
     op: Literal["AND", "OR"]
-    children: tuple[_Node, ...]
+    children: tuple[Node, ...]
 
 
-_Node: TypeAlias = _Eq | _Exists | _Range | _Bool
+Node: TypeAlias = Eq | Exists | Range | BoolOp
 
 
 # -- validation -------------------------------------------------------------------------------
@@ -237,7 +208,7 @@ def _literal(value: object, path: Path) -> Scalar:
     )
 
 
-def _number(value: object) -> Decimal:
+def number(value: object) -> Decimal:
     """The decimal a JSON number denotes (a float is its shortest repr, as json.dumps writes)."""
     if isinstance(value, float):
         return Decimal(repr(value))
@@ -258,12 +229,12 @@ class _Parser:
                 f"too many conditions (more than {MAX_CONDITIONS})", path, limit=MAX_CONDITIONS
             )
 
-    def filter(self, value: object, path: Path, depth: int) -> _Node:
+    def filter(self, value: object, path: Path, depth: int) -> Node:
         if not isinstance(value, Mapping):
             raise _fail(f"a filter must be a JSON object, got {_type_name(value)}", path)
         if depth > MAX_DEPTH:
             raise _fail(f"filter nested too deeply (max depth {MAX_DEPTH})", path, limit=MAX_DEPTH)
-        parts: list[_Node] = []
+        parts: list[Node] = []
         for key, operand in value.items():
             if not isinstance(key, str):
                 raise _fail(f"keys must be strings, got {_type_name(key)}", path)
@@ -277,9 +248,9 @@ class _Parser:
             else:
                 self.field_name(key, here)
                 parts.extend(self.field(key, operand, here))
-        return parts[0] if len(parts) == 1 else _Bool("AND", tuple(parts))
+        return parts[0] if len(parts) == 1 else BoolOp("AND", tuple(parts))
 
-    def logical(self, key: str, operand: object, path: Path, depth: int) -> _Node:
+    def logical(self, key: str, operand: object, path: Path, depth: int) -> Node:
         if not isinstance(operand, list | tuple):
             raise _fail(
                 f"{key} takes a non-empty list of filters, got {_type_name(operand)}",
@@ -288,14 +259,14 @@ class _Parser:
             )
         if not operand:
             raise _fail(f"{key} takes a non-empty list of filters, got an empty list", path)
-        children: list[_Node] = []
+        children: list[Node] = []
         for index, child in enumerate(operand):
             if isinstance(child, Mapping) and not child:
                 raise _fail(f"a filter inside {key} must not be empty", (*path, index))
             children.append(self.filter(child, (*path, index), depth + 1))
         if len(children) == 1:
             return children[0]
-        return _Bool("AND" if key == "$and" else "OR", tuple(children))
+        return BoolOp("AND" if key == "$and" else "OR", tuple(children))
 
     def field_name(self, name: str, path: Path) -> None:
         if not name:
@@ -306,13 +277,13 @@ class _Parser:
                 f"field name longer than {MAX_FIELD_BYTES} bytes", path, limit=MAX_FIELD_BYTES
             )
 
-    def field(self, name: str, operand: object, path: Path) -> list[_Node]:
+    def field(self, name: str, operand: object, path: Path) -> list[Node]:
         if not isinstance(operand, Mapping):
             self.count(path)
-            return [_Eq(name, (_literal(operand, path),), negate=False, many=False)]
+            return [Eq(name, (_literal(operand, path),), negate=False, many=False)]
         if not operand:
             raise _fail("an operator object must not be empty", path)
-        nodes: list[_Node] = []
+        nodes: list[Node] = []
         bounds: list[tuple[str, Decimal]] = []
         for op, arg in operand.items():
             here = (*path, op)
@@ -328,21 +299,21 @@ class _Parser:
                 raise _fail(f"unknown operator {_show(op)}", here, operator=op)
             self.count(here)
             if op in ("$eq", "$ne"):
-                nodes.append(_Eq(name, (_literal(arg, here),), negate=op == "$ne", many=False))
+                nodes.append(Eq(name, (_literal(arg, here),), negate=op == "$ne", many=False))
             elif op in ("$in", "$nin"):
-                nodes.append(_Eq(name, self.values(op, arg, here), negate=op == "$nin", many=True))
+                nodes.append(Eq(name, self.values(op, arg, here), negate=op == "$nin", many=True))
             elif op == "$exists":
                 if not isinstance(arg, bool):
                     raise _fail(
                         f"$exists takes a boolean, got {_type_name(arg)}", here, operator=op
                     )
-                nodes.append(_Exists(name, arg))
+                nodes.append(Exists(name, arg))
             else:
                 if isinstance(arg, bool) or not isinstance(arg, int | float):
                     raise _fail(f"{op} takes a number, got {_type_name(arg)}", here, operator=op)
-                bounds.append((_RANGE_OPS[op], _number(_literal(arg, here))))
+                bounds.append((_RANGE_OPS[op], number(_literal(arg, here))))
         if bounds:
-            nodes.append(_Range(name, tuple(bounds)))
+            nodes.append(Range(name, tuple(bounds)))
         return nodes
 
     def values(self, op: str, arg: object, path: Path) -> tuple[Scalar, ...]:
@@ -360,108 +331,62 @@ class _Parser:
         return tuple(_literal(item, (*path, index)) for index, item in enumerate(arg))
 
 
-def _parse(filter: object) -> _Node | None:
-    """The filter's tree, or None for the empty filter. Raises FilterError."""
+def parse(filter: object) -> Node | None:
+    """The filter's tree, or None for the empty filter (`{}`). Raises FilterError."""
     if isinstance(filter, Mapping) and not filter:
         return None
     return _Parser().filter(filter, (), 1)
 
 
-def validate(filter: object) -> None:
-    """Raise FilterError unless `filter` is a valid filter (`{}` is valid: no condition)."""
-    _parse(filter)
+@dataclass(frozen=True, eq=False)
+class Filter:
+    """A parsed filter (`tree` None: no condition). Engines compile it their own way (SQL on
+    pgvector, a payload filter on Qdrant) and may keep what they compiled in `compiled`, so
+    that a filter parsed once (a key's row filter) is compiled once per engine and shape. A
+    conjunction (`conjoin`) keeps its `parts`, so an engine can reuse what it compiled of each."""
+
+    tree: Node | None = None
+    parts: tuple[Filter, ...] = ()
+    compiled: dict[object, object] = field(default_factory=dict, repr=False)
+
+    @property
+    def is_empty(self) -> bool:
+        return self.tree is None
+
+    def test(self, metadata: Mapping[str, object]) -> bool:
+        """Whether a record with this metadata passes (every engine's semantics, in Python)."""
+        return self.tree is None or evaluate(self.tree, metadata)
+
+    @classmethod
+    def of(cls, filter: object) -> Filter:
+        """Parse `filter` (a JSON object; `{}`: no condition). Raises FilterError."""
+        return cls(parse(filter))
 
 
-# -- SQL --------------------------------------------------------------------------------------
-
-_TRUE: Final = sql.SQL("TRUE")
-_P: Final = sql.Placeholder()
+EMPTY: Final = Filter()
+"""The filter with no condition (shared: it holds nothing to compile)."""
 
 
-class _Compiler:
-    def __init__(self, column: sql.Identifier) -> None:
-        self.column = column
-        self.params: list[object] = []
-
-    def param(self, value: object) -> sql.Composable:
-        self.params.append(value)
-        return _P
-
-    def node(self, node: _Node) -> sql.Composable:
-        if isinstance(node, _Bool):
-            glue = sql.SQL(f" {node.op} ")  # node.op is our own constant
-            return sql.SQL("({})").format(glue.join(self.node(child) for child in node.children))
-        if isinstance(node, _Eq):
-            return self.eq(node)
-        if isinstance(node, _Exists):
-            test = sql.SQL("{} ? {}::text").format(self.column, self.param(node.field))
-            if node.present:
-                return sql.SQL("({})").format(test)
-            return sql.SQL("(({}) IS NOT TRUE)").format(test)
-        return self.range(node)
-
-    def eq(self, node: _Eq) -> sql.Composable:
-        docs: list[Jsonb] = []
-        for value in node.values:
-            docs += [Jsonb({node.field: value}), Jsonb({node.field: [value]})]
-        if node.many:
-            test: sql.Composable = sql.SQL("{} @> ANY({}::jsonb[])").format(
-                self.column, self.param(docs)
-            )
-        else:
-            scalar, listed = docs
-            test = sql.SQL("{} @> {}::jsonb OR {} @> {}::jsonb").format(
-                self.column, self.param(scalar), self.column, self.param(listed)
-            )
-        if node.negate:
-            return sql.SQL("(({}) IS NOT TRUE)").format(test)
-        return sql.SQL("({})").format(test)
-
-    def range(self, node: _Range) -> sql.Composable:
-        # CASE, not AND: SQL does not promise to evaluate the type guard before the cast.
-        guard = sql.SQL("jsonb_typeof({} -> {}::text) = 'number'").format(
-            self.column, self.param(node.field)
-        )
-        tests = [
-            sql.SQL("({} ->> {}::text)::numeric {} {}::numeric").format(
-                self.column, self.param(node.field), sql.SQL(op), self.param(bound)
-            )
-            for op, bound in node.bounds
-        ]
-        return sql.SQL("(CASE WHEN {} THEN {} ELSE FALSE END)").format(
-            guard, sql.SQL(" AND ").join(tests)
-        )
-
-
-def compile_filter(filter: object, *, column: str | sql.Identifier = "metadata") -> Compiled:
-    """Validate `filter` and compile it to a WHERE fragment over the jsonb `column` (a name, or
-    an `sql.Identifier` such as `sql.Identifier("v", "metadata")`). `{}` compiles to `TRUE`."""
-    tree = _parse(filter)
-    if tree is None:
-        return Compiled(_TRUE)
-    identifier = column if isinstance(column, sql.Identifier) else sql.Identifier(column)
-    compiler = _Compiler(identifier)
-    fragment = compiler.node(tree)
-    return Compiled(fragment, tuple(compiler.params), tree)
-
-
-def combine(*parts: Compiled) -> Compiled:
-    """The AND of compiled filters (e.g. a key's row filter and the request's filter)."""
-    kept = [part for part in parts if not part.is_true]
+def conjoin(*filters: Filter) -> Filter:
+    """The AND of filters (e.g. a key's row filter and the request's filter)."""
+    kept = [f for f in filters if f.tree is not None]
     if not kept:
-        return Compiled(_TRUE)
+        return EMPTY
     if len(kept) == 1:
         return kept[0]
-    fragment = sql.SQL("({})").format(sql.SQL(" AND ").join(part.sql for part in kept))
-    trees = tuple(part.tree for part in kept if part.tree is not None)
-    tree: _Node | None = trees[0] if len(trees) == 1 else (_Bool("AND", trees) if trees else None)
-    return Compiled(fragment, tuple(param for part in kept for param in part.params), tree)
+    trees = tuple(f.tree for f in kept if f.tree is not None)
+    return Filter(BoolOp("AND", trees), parts=tuple(kept))
+
+
+def validate(filter: object) -> None:
+    """Raise FilterError unless `filter` is a valid filter (`{}` is valid: no condition)."""
+    parse(filter)
 
 
 # -- Python evaluation ------------------------------------------------------------------------
 
 
-def _is_number(value: object) -> bool:
+def is_number(value: object) -> bool:
     if isinstance(value, bool):
         return False
     if isinstance(value, int):
@@ -479,7 +404,7 @@ def _equal(stored: object, wanted: Scalar) -> bool:
         return isinstance(stored, bool) and isinstance(wanted, bool) and stored == wanted
     if isinstance(wanted, str) or isinstance(stored, str):
         return isinstance(stored, str) and isinstance(wanted, str) and stored == wanted
-    return _is_number(stored) and _number(stored) == _number(wanted)
+    return is_number(stored) and number(stored) == number(wanted)
 
 
 def _holds(stored: object, wanted: Scalar) -> bool:
@@ -488,22 +413,22 @@ def _holds(stored: object, wanted: Scalar) -> bool:
     return isinstance(stored, list) and any(_equal(item, wanted) for item in stored)
 
 
-def _evaluate(node: _Node, metadata: Mapping[str, object]) -> bool:
-    if isinstance(node, _Bool):
-        results = (_evaluate(child, metadata) for child in node.children)
+def evaluate(node: Node, metadata: Mapping[str, object]) -> bool:
+    if isinstance(node, BoolOp):
+        results = (evaluate(child, metadata) for child in node.children)
         return all(results) if node.op == "AND" else any(results)
-    if isinstance(node, _Exists):
+    if isinstance(node, Exists):
         return (node.field in metadata) is node.present
-    if isinstance(node, _Eq):
+    if isinstance(node, Eq):
         found = node.field in metadata and any(
             _holds(metadata[node.field], value) for value in node.values
         )
         return found is not node.negate
     stored = metadata.get(node.field)
-    if node.field not in metadata or not _is_number(stored):
+    if node.field not in metadata or not is_number(stored):
         return False
-    number = _number(stored)
-    return all(_COMPARE[op](number, bound) for op, bound in node.bounds)
+    value = number(stored)
+    return all(_COMPARE[op](value, bound) for op, bound in node.bounds)
 
 
 _COMPARE: Final[dict[str, Callable[[Decimal, Decimal], bool]]] = {
@@ -519,5 +444,5 @@ def matches(filter: object, metadata: Mapping[str, object]) -> bool:
 
     `metadata` is the record's metadata as parsed JSON (values str, int, float, bool, list of
     str; Decimal numbers are accepted too). Raises FilterError for an invalid filter."""
-    tree = _parse(filter)
-    return tree is None or _evaluate(tree, metadata)
+    tree = parse(filter)
+    return tree is None or evaluate(tree, metadata)

@@ -1,4 +1,5 @@
-"""Pinecone's filter language (gateway/filters.py) on Qdrant, with exactly the same semantics.
+"""Pinecone's filter language (vectorplane/contract/filters.py) on Qdrant, with exactly the same
+semantics.
 
 Qdrant matches payload values by their JSON type (`1` and `1.0` differ, a keyword match never
 sees a number), compares ranges in f64, reads keys as JSON paths (`a.b` is a nested key; a
@@ -42,8 +43,9 @@ all integers, whose residuals are small integers, exact in f64 (beyond 2**106 on
 floats share a bucket): comparing (f, res) lexicographically is then exact. Ranges never match
 a string, boolean, list or missing field: only scalar numbers are written to `r`.
 
-Conditions are built as Qdrant REST JSON (`filter_json`), which the store sends as is;
-`to_qdrant` gives the same filter as a qdrant-client `models.Filter`.
+Conditions are built as Qdrant REST JSON (`filter_json`), which the store sends as is (the
+gateway imports no qdrant-client); what is translated of a filter is cached on it, so a key's
+row filter is translated once.
 """
 
 from __future__ import annotations
@@ -54,22 +56,29 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any, Final, TypeAlias
 
-from qdrant_client import models
+from vectorplane.contract.filters import (
+    BoolOp,
+    Eq,
+    Exists,
+    Filter,
+    Node,
+    Range,
+    is_number,
+    number,
+)
 
-from .errors import GatewayError
-from .filters import Compiled, _Bool, _Eq, _Exists, _is_number, _Node, _number, _Range
+from . import UnsupportedOnEngine
 
 __all__ = [
     "BIG",
-    "UnsupportedOnEngine",
     "canonical",
+    "conditions_of",
     "encode_key",
     "eq_token",
     "field",
     "filter_json",
     "payload_fields",
     "record_payload",
-    "to_qdrant",
     "translate",
     "value_tokens",
 ]
@@ -81,19 +90,6 @@ _SAFE: Final = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0
 # Enough digits for any float's exact binary expansion (up to ~767 significant digits) and any
 # int the gateway can store, so that subtraction and normalisation are exact.
 _EXACT: Final = decimal.Context(prec=2000, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
-
-
-class UnsupportedOnEngine(GatewayError):
-    """The request is valid but this engine cannot answer it with the platform's semantics:
-    HTTP 400 `unsupported_on_engine` (a GatewayError, so the gateway answers it as is)."""
-
-    def __init__(
-        self,
-        message: str,
-        details: dict[str, Any] | None = None,
-        code: str = "unsupported_on_engine",
-    ) -> None:
-        super().__init__(400, code, message, details)
 
 
 # -- the payload layout ------------------------------------------------------------------------
@@ -119,8 +115,8 @@ def _scalar_token(value: object) -> str | None:
         return "t" if value else "f"
     if isinstance(value, str):
         return "s" + value
-    if _is_number(value):
-        return "n" + canonical(_number(value))
+    if is_number(value):
+        return "n" + canonical(number(value))
     return None  # null, objects, NaN: equal to no literal
 
 
@@ -162,9 +158,9 @@ def payload_fields(metadata: Mapping[str, object]) -> dict[str, Any]:
     for key, value in metadata.items():
         encoded = encode_key(key)
         eq.extend(f"{encoded}={token}" for token in value_tokens(value))
-        if _is_number(value):
+        if is_number(value):
             try:
-                approx, residual = image(_number(value))
+                approx, residual = image(number(value))
             except OverflowError:
                 raise UnsupportedOnEngine(
                     f"metadata {key!r} is a number beyond the double range.", {"key": key}
@@ -205,8 +201,7 @@ def record_payload(
 
 # -- translation -------------------------------------------------------------------------------
 # Conditions are built as Qdrant's REST JSON (plain dicts): the store sends them as they are
-# (building qdrant-client models costs more than the search on small indexes); `to_qdrant`
-# wraps them in a `models.Filter` for callers that use qdrant-client's typed API.
+# (building qdrant-client models costs more than the search on small indexes).
 
 Condition: TypeAlias = dict[str, Any]
 
@@ -230,14 +225,14 @@ def _range_bound(key: str, op: str, bound: Decimal) -> tuple[str, float] | Condi
     return {"should": [strictly, {"must": [same, tie]}]}
 
 
-def _range(node: _Range) -> Condition:
+def _range(node: Range) -> Condition:
     key = encode_key(node.field)
     plain: dict[str, float] = {}
     exact: list[Condition] = []
     for op, bound in node.bounds:
         try:
             part = _range_bound(key, op, bound)
-        except OverflowError:  # pragma: no cover - filters.py admits finite doubles only
+        except OverflowError:  # pragma: no cover - the kernel admits finite doubles only
             raise UnsupportedOnEngine(
                 "range bound beyond the double range.", {"field": node.field}
             ) from None
@@ -252,22 +247,22 @@ def _range(node: _Range) -> Condition:
     return parts[0] if len(parts) == 1 else {"must": parts}
 
 
-def _eq(node: _Eq) -> Condition:
+def _eq(node: Eq) -> Condition:
     tokens = list(dict.fromkeys(eq_token(node.field, value) for value in node.values))
     match = {"value": tokens[0]} if len(tokens) == 1 else {"any": tokens}
     condition = field("_eq", match=match)
     return {"must_not": [condition]} if node.negate else condition
 
 
-def _node(node: _Node) -> Condition:
-    if isinstance(node, _Bool):
+def _node(node: Node) -> Condition:
+    if isinstance(node, BoolOp):
         children = [_node(child) for child in node.children]
         if node.op == "AND":
             return {"must": _flatten(children)}
         return {"should": children}
-    if isinstance(node, _Eq):
+    if isinstance(node, Eq):
         return _eq(node)
-    if isinstance(node, _Exists):
+    if isinstance(node, Exists):
         present = field("_keys", match={"value": node.field})
         return present if node.present else {"must_not": [present]}
     return _range(node)
@@ -284,7 +279,7 @@ def _flatten(conditions: Iterable[Condition]) -> list[Condition]:
     return out
 
 
-def translate(tree: _Node | None) -> list[Condition]:
+def translate(tree: Node | None) -> list[Condition]:
     """The conditions (Qdrant REST JSON, to AND into a filter's `must`) of a parsed filter;
     [] for none."""
     if tree is None:
@@ -292,14 +287,23 @@ def translate(tree: _Node | None) -> list[Condition]:
     return _flatten([_node(tree)])
 
 
-def filter_json(where: Compiled | None, *extra: Condition) -> dict[str, Any] | None:
-    """The Qdrant filter (REST JSON) of a compiled Pinecone filter (None: no condition), ANDed
+def conditions_of(where: Filter) -> list[Condition]:
+    """The conditions of a parsed filter, cached on it (a conjunction reuses its parts')."""
+    if where.tree is None:
+        return []
+    found = where.compiled.get("qdrant")
+    if isinstance(found, list):
+        return found
+    if where.parts:
+        conditions = [c for part in where.parts for c in conditions_of(part)]
+    else:
+        conditions = translate(where.tree)
+    where.compiled["qdrant"] = conditions
+    return conditions
+
+
+def filter_json(where: Filter | None, *extra: Condition) -> dict[str, Any] | None:
+    """The Qdrant filter (REST JSON) of a parsed Pinecone filter (None: no condition), ANDed
     with `extra` conditions (such as the namespace's); None when there is no condition."""
-    must = [*extra, *translate(None if where is None else where.tree)]
+    must = [*extra, *([] if where is None else conditions_of(where))]
     return {"must": must} if must else None
-
-
-def to_qdrant(where: Compiled | None, *extra: Condition) -> models.Filter | None:
-    """`filter_json` as a qdrant-client `models.Filter`."""
-    found = filter_json(where, *extra)
-    return None if found is None else models.Filter.model_validate(found)

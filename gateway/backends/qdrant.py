@@ -1,9 +1,10 @@
-"""An index on a tenant's dedicated Qdrant cluster, with the shared tier's API and semantics.
+"""The Qdrant backend: an index on a tenant's dedicated Qdrant cluster, with the shared tier's
+API and semantics.
 
-`QdrantStore` has the methods, signatures, exceptions and result shapes of `gateway.store.Store`
-(the app calls either), over Qdrant's REST API with one connection pool per cluster. The
-collection of an index is `i_<index id hex>` (provisioning/qdrant_tier.py creates it); its
-points carry the payload layout of gateway/qdrant_filters.py, which translates the filters.
+`QdrantStore` is a `VectorStore` (gateway/backends/__init__.py), as `PgvectorStore` is, over
+Qdrant's REST API with one connection pool per cluster. The collection of an index is the name
+the control plane stored on it (`vectorplane.contract.storage.collection_name`); its points
+carry the payload layout of gateway/backends/qdrant_filters.py, which translates the filters.
 docs/qdrant-engine.md has the whole contract; in short:
 
 - point ids are uuid5(namespace NUL id), so an upsert of the same (namespace, id) replaces;
@@ -19,12 +20,13 @@ docs/qdrant-engine.md has the whole contract; in short:
   acknowledged write, the store's lock (this process) and `quota_lock(tenant)`, the gateway's
   per-tenant lock in Redis (gateway/ratelimit.py: every gateway process). While Redis is down
   or slow that lock is skipped, and N processes may then overshoot by at most one batch each;
-- row guards (a key's row filter) are checked on the stored metadata in Python (the same
-  `Compiled.test` as the SQL) and also sent to Qdrant as a condition of the write;
+- row guards (a key's row filter) are checked on the stored metadata in Python (`Filter.test`,
+  the kernel's evaluation) and also sent to Qdrant as a condition of the write;
 - full-text (`text`) queries are refused: UnsupportedOnEngine (400 `unsupported_on_engine`).
 
 Requests are Qdrant REST JSON built as plain dicts (orjson) and sent with one aiohttp session
-per store (keep-alive pool); errors are raised as qdrant-client's exceptions. This is the hot
+per store (keep-alive pool); an outage is BackendUnavailable, any other refusal QdrantError
+(no qdrant-client in the gateway: it costs ~1.4 s to import). This is the hot
 path of a benchmark against Qdrant Edge called directly: on the development machine
 `AsyncQdrantClient.query_points` cost ~1.6 ms of client CPU per query (httpx ~1.2 ms, its
 pydantic models ~0.1-0.15 ms) against ~0.4 ms here; numbers in docs/qdrant-engine.md.
@@ -35,37 +37,51 @@ from __future__ import annotations
 import asyncio
 import math
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any, Final
 
 import aiohttp
-import httpx
 import numpy as np
 import orjson
-from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+from vectorplane.contract.filters import EMPTY, Filter
 from vectorplane.contract.storage import DENSE, SPARSE
 
-from .filters import Compiled
-from .qdrant_filters import Condition, UnsupportedOnEngine, field, filter_json, record_payload
-from .registry import IndexInfo
-from .store import (
+from . import (
+    BackendUnavailable,
+    IndexRef,
+    Match,
     MetadataTooLarge,
     QuotaExceeded,
     Record,
     RowFilterViolation,
+    Sparse,
+    UnsupportedOnEngine,
     encode_token,
     reported,
 )
+from .qdrant_filters import Condition, field, filter_json, record_payload
 
-__all__ = ["STATS_NAMESPACES", "QdrantStore", "UnsupportedOnEngine", "point_id"]
+__all__ = ["STATS_NAMESPACES", "QdrantError", "QdrantStore", "point_id"]
 
 # Fixed forever: point ids are derived from it.
 _POINT_NAMESPACE: Final = uuid.UUID("5c1f6f0e-4a53-5b0e-9d1e-7663746f7270")
 STATS_NAMESPACES: Final = 100_000
 """describe_index_stats reports at most this many namespaces (the largest first)."""
 _JSON: Final = {"Content-Type": "application/json"}
+# Qdrant's answers that mean "not now" (overloaded, behind a proxy that lost it): retry.
+_UNAVAILABLE_STATUSES: Final = frozenset({429, 502, 503, 504})
+
+
+class QdrantError(Exception):
+    """Qdrant refused a request (an answer of status `status`): with validation before it,
+    a bug, not the client's fault."""
+
+    def __init__(self, status: int, content: bytes) -> None:
+        super().__init__(f"Qdrant answered {status}: {content[:500]!r}")
+        self.status = status
+        self.content = content
 _WAIT: Final = {"wait": "true"}
 
 
@@ -94,7 +110,7 @@ def _direction(metric: str, values: list[float]) -> list[float]:
 
 def _score(point: dict[str, Any]) -> float:
     """A point's score; JSON has no infinity, so an overflowed float32 score arrives as null
-    (reported as the bound: gateway.store.reported)."""
+    (reported as the bound: gateway.backends.reported)."""
     value = point.get("score")
     return math.inf if value is None else float(value)
 
@@ -161,9 +177,9 @@ class QdrantStore:
         body: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
     ) -> Any:
-        """One REST call; answers its `result`. Raises qdrant-client's exceptions, as its own
-        client would: UnexpectedResponse (status, Qdrant's message) for an error answer,
-        ResponseHandlingException when the cluster cannot be reached."""
+        """One REST call; answers its `result`. Raises BackendUnavailable when the cluster
+        cannot be reached, times out or answers 429/502/503/504, QdrantError for any other
+        refusal."""
         if self._session is None:
             raise RuntimeError("QdrantStore.open() was not called (or close() was)")
         try:
@@ -176,15 +192,12 @@ class QdrantStore:
             ) as response:
                 content = await response.read()
                 status = response.status
-                if status >= 300:
-                    raise UnexpectedResponse(
-                        status_code=status,
-                        reason_phrase=response.reason or "",
-                        content=content,
-                        headers=httpx.Headers(list(response.headers.items())),
-                    )
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise ResponseHandlingException(exc) from exc
+            raise BackendUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        if status in _UNAVAILABLE_STATUSES:
+            raise BackendUnavailable(f"Qdrant answered {status}")
+        if status >= 300:
+            raise QdrantError(status, content)
         return orjson.loads(content)["result"]
 
     async def _points(self, name: str, action: str, body: dict[str, Any]) -> Any:
@@ -218,15 +231,15 @@ class QdrantStore:
         async def count(name: str) -> int:
             try:
                 return await self._count(name, None)
-            except UnexpectedResponse as exc:
-                if exc.status_code == 404:  # an index dropped meanwhile holds nothing
+            except QdrantError as exc:
+                if exc.status == 404:  # an index dropped meanwhile holds nothing
                     return 0
                 raise
 
         return sum(await asyncio.gather(*(count(n) for n in names)))
 
     @staticmethod
-    def _point(index: IndexInfo, namespace: str, record: Record) -> dict[str, Any]:
+    def _point(index: IndexRef, namespace: str, record: Record) -> dict[str, Any]:
         vector: dict[str, Any] = {DENSE: _direction(index.metric, record.values)}
         if record.sparse is not None:
             vector[SPARSE] = _sparse_json(record.sparse)
@@ -240,7 +253,7 @@ class QdrantStore:
         }
 
     @staticmethod
-    def _values(index: IndexInfo, point: dict[str, Any]) -> list[float]:
+    def _values(index: IndexRef, point: dict[str, Any]) -> list[float]:
         """The stored vector as pgvector gives it back: float32 values, each the shortest
         decimal of its float32 (so 0.1 reads 0.1, and a cosine vector rebuilt from its unit
         vector and norm reads back the values sent, within float32)."""
@@ -268,12 +281,12 @@ class QdrantStore:
 
     async def upsert(
         self,
-        index: IndexInfo,
+        index: IndexRef,
         namespace: str,
         records: list[Record],
         *,
         max_vectors: int,
-        guard: Compiled | None = None,
+        guard: Filter = EMPTY,
     ) -> int:
         """Insert or replace; returns the number written. Raises QuotaExceeded (and writes
         nothing) when the tenant would then hold more than `max_vectors` vectors, and
@@ -285,7 +298,7 @@ class QdrantStore:
         points = [self._point(index, namespace, r) for r in unique.values()]
         name = index.table_name
         body: dict[str, Any] = {"points": points}
-        guarded = guard is not None and guard.tree is not None
+        guarded = guard.tree is not None
         if guarded:
             # Qdrant checks it too: a record changed meanwhile (by another process) to fall
             # outside the guard is left as it is.
@@ -296,7 +309,7 @@ class QdrantStore:
                 self._retrieve(name, [p["id"] for p in points], ["m"] if guarded else False, False),
                 self._tenant_total(),
             )
-            if guard is not None and guarded:
+            if guarded:
                 for found in existing:
                     if not guard.test((found.get("payload") or {}).get("m") or {}):
                         raise RowFilterViolation()
@@ -308,15 +321,15 @@ class QdrantStore:
 
     async def update(
         self,
-        index: IndexInfo,
+        index: IndexRef,
         namespace: str,
         record_id: str,
         *,
         values: list[float] | None,
-        sparse: tuple[list[int], list[float]] | None,
+        sparse: Sparse | None,
         set_metadata: dict[str, Any] | None,
-        guard: Compiled,
-        new_metadata_check: Any = None,
+        guard: Filter,
+        new_metadata_check: Callable[[Mapping[str, object]], bool] | None = None,
         max_metadata_bytes: int | None = None,
     ) -> bool:
         """Update one record (values, sparse values, merge metadata) as Store.update does: the
@@ -368,21 +381,21 @@ class QdrantStore:
 
     async def delete(
         self,
-        index: IndexInfo,
+        index: IndexRef,
         namespace: str,
         *,
         ids: list[str] | None = None,
-        where: Compiled | None = None,
+        where: Filter = EMPTY,
     ) -> int:
         """Delete the namespace's records with these ids, or (ids None) all of its records,
         restricted to `where`; returns how many were deleted."""
         name = index.table_name
-        guarded = where is not None and where.tree is not None
+        guarded = where.tree is not None
         async with self._lock:
             if ids is not None:
                 wanted = list(dict.fromkeys(point_id(namespace, i) for i in ids))
                 found = await self._retrieve(name, wanted, ["m"] if guarded else False, False)
-                if where is not None and guarded:
+                if guarded:
                     found = [
                         f for f in found if where.test((f.get("payload") or {}).get("m") or {})
                     ]
@@ -405,7 +418,7 @@ class QdrantStore:
     # ------------------------------------------------------------------ reads
 
     async def fetch(
-        self, index: IndexInfo, namespace: str, ids: list[str], where: Compiled
+        self, index: IndexRef, namespace: str, ids: list[str], where: Filter
     ) -> list[dict[str, Any]]:
         wanted = list(dict.fromkeys(point_id(namespace, i) for i in ids))
         found = await self._retrieve(
@@ -428,25 +441,25 @@ class QdrantStore:
         return out
 
     async def vector_of(
-        self, index: IndexInfo, namespace: str, record_id: str, where: Compiled
+        self, index: IndexRef, namespace: str, record_id: str, where: Filter
     ) -> list[float] | None:
         rows = await self.fetch(index, namespace, [record_id], where)
         return rows[0]["values"] if rows else None
 
     async def query(
         self,
-        index: IndexInfo,
+        index: IndexRef,
         namespace: str,
         vector: list[float],
         top_k: int,
-        where: Compiled,
+        where: Filter,
         *,
         ef_search: int,
         include_values: bool,
         include_metadata: bool,
-        sparse: tuple[list[int], list[float]] | None = None,
+        sparse: Sparse | None = None,
         text: str | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Match]:
         if text is not None:
             raise UnsupportedOnEngine(
                 "Full-text (text) queries are not supported on indexes on a Qdrant cluster.",
@@ -508,8 +521,8 @@ class QdrantStore:
         ]
 
     async def _unranked(
-        self, index: IndexInfo, name: str, namespace: str, top_k: int, where: Compiled,
-        sparse: tuple[list[int], list[float]] | None, fields: list[str], include_values: bool,
+        self, index: IndexRef, name: str, namespace: str, top_k: int, where: Filter,
+        sparse: Sparse | None, fields: list[str], include_values: bool,
         include_metadata: bool,
     ) -> list[dict[str, Any]]:  # fmt: skip
         selection = filter_json(where, _in_namespace(namespace))
@@ -540,7 +553,7 @@ class QdrantStore:
         ]
 
     def _match(
-        self, index: IndexInfo, point: dict[str, Any], score: float, include_values: bool,
+        self, index: IndexRef, point: dict[str, Any], score: float, include_values: bool,
         include_metadata: bool,
     ) -> dict[str, Any]:  # fmt: skip
         payload = point.get("payload") or {}
@@ -555,8 +568,8 @@ class QdrantStore:
         return item
 
     async def list_ids(
-        self, index: IndexInfo, namespace: str, prefix: str, limit: int, after: str | None,
-        where: Compiled,
+        self, index: IndexRef, namespace: str, prefix: str, limit: int, after: str | None,
+        where: Filter,
     ) -> tuple[list[str], str | None]:  # fmt: skip
         """Ids of the namespace (with `prefix`, within `where`), `limit` at a time, in the order
         of their point ids (a fixed hash order, not sorted by id). The token is the last id
@@ -582,7 +595,7 @@ class QdrantStore:
         return ids, None
 
     async def stats(
-        self, index: IndexInfo, where: Compiled, namespaces: frozenset[str]
+        self, index: IndexRef, where: Filter, namespaces: frozenset[str]
     ) -> dict[str, int]:
         """Vectors per namespace (within `where`, and `namespaces` when not empty)."""
         conditions = []

@@ -5,39 +5,38 @@ every value is a parameter."""
 
 from __future__ import annotations
 
-import base64
-import math
+import functools
 import uuid
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, ParamSpec, TypeVar
 
 import orjson
 from psycopg import AsyncConnection, sql
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
+from vectorplane import pgerrors
+from vectorplane.contract.filters import EMPTY, Filter
 from vectorplane.contract.storage import SPARSE_DIMENSIONS
 
-from .filters import Compiled
-from .registry import IndexInfo
+from . import (
+    BackendUnavailable,
+    Fetched,
+    IndexRef,
+    Match,
+    MetadataTooLarge,
+    QuotaExceeded,
+    Record,
+    RowFilterViolation,
+    Sparse,
+    encode_token,
+    reported,
+)
+from .pgvector_filters import Compiled, sql_of
 
 # Distance operator per metric, and how a distance becomes Pinecone's score.
 _OPERATOR = {"cosine": "<=>", "euclidean": "<->", "dotproduct": "<#>"}
-
-
-SCORE_BOUND = 3.4028234663852886e38
-
-
-def reported(score: float) -> float:
-    """A score as JSON can carry it: the engines compute in float32, so a dot product or
-    distance of vectors near float32's limit overflows to infinity; it is reported as
-    ±3.4028234663852886e38 (float32's largest value), and NaN (infinity minus infinity in a
-    sparse-dense sum) as 0."""
-    if score != score:
-        return 0.0
-    return max(-SCORE_BOUND, min(SCORE_BOUND, score))
 
 
 def score(metric: str, distance: float) -> float:
@@ -46,15 +45,6 @@ def score(metric: str, distance: float) -> float:
     if metric == "dotproduct":
         return -distance  # pgvector's <#> is the negative inner product
     return distance * distance  # euclidean: Pinecone's squared distance (lower is closer)
-
-
-@dataclass(frozen=True)
-class Record:
-    id: str
-    values: list[float]
-    sparse: tuple[list[int], list[float]] | None
-    metadata: dict[str, Any] | None
-    text: str | None = None
 
 
 def vector_text(values: Sequence[float]) -> str:
@@ -88,21 +78,6 @@ def parse_sparse(text: str | None) -> dict[str, list[Any]] | None:
     return {"indices": indices, "values": values}
 
 
-def encode_token(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
-
-
-def decode_token(token: str) -> str:
-    """The id a list token holds. Raises ValueError for anything `encode_token` did not make:
-    only the URL-safe alphabet (a stray character is an error, not skipped), UTF-8 inside."""
-    if not token.isascii():
-        raise ValueError("not base64")
-    padded = (token + "=" * (-len(token) % 4)).encode()
-    return base64.b64decode(padded, altchars=b"-_", validate=True).decode("utf-8")
-
-
-
-
 async def _configure(conn: AsyncConnection[Any]) -> None:
     """jsonb is read with orjson: faster, and the same reader as the request's, so a number is
     always one the response writer can write (jsonb prints a stored 1e20 as an integer of 21
@@ -110,7 +85,32 @@ async def _configure(conn: AsyncConnection[Any]) -> None:
     set_json_loads(orjson.loads, conn)
 
 
-class Store:
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _translated(
+    method: Callable[_P, Coroutine[Any, Any, _R]],
+) -> Callable[_P, Coroutine[Any, Any, _R]]:
+    """The engine's outages as BackendUnavailable (vectorplane/pgerrors.py says which errors
+    mean "the database does not answer"); every other error propagates (a bug: a 500)."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await method(*args, **kwargs)
+        except Exception as exc:
+            if pgerrors.unavailable(exc):
+                raise BackendUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            raise
+
+    return wrapper
+
+
+class PgvectorStore:
+    """A `VectorStore` over one pgvector database (the shared tier, or a dedicated cluster's),
+    connected as the gateway's role, under row-level security."""
+
     def __init__(
         self, url: str, *, min_size: int = 2, max_size: int = 16, exact_scan_rows: int = 0
     ) -> None:
@@ -150,19 +150,20 @@ class Store:
         )
 
     @staticmethod
-    def table(index: IndexInfo) -> sql.Composable:
+    def table(index: IndexRef) -> sql.Composable:
         return sql.Identifier(index.schema_name, index.table_name)
 
     # ------------------------------------------------------------------ writes
 
+    @_translated
     async def upsert(
         self,
-        index: IndexInfo,
+        index: IndexRef,
         namespace: str,
         records: list[Record],
         *,
         max_vectors: int,
-        guard: Compiled | None = None,
+        guard: Filter = EMPTY,
     ) -> int:
         """Insert or replace; returns the number written. Raises QuotaExceeded (and writes
         nothing) when the tenant would then hold more than `max_vectors` vectors."""
@@ -171,6 +172,8 @@ class Store:
         for record in records:
             unique[record.id] = record
         rows = list(unique.values())
+        # The guard applies to the row an upsert would replace (`existing`).
+        existing = sql_of(guard, ("existing", "metadata"))
         cast = sql.SQL(index.vector_type)
         text_cols = sql.SQL(", text") if index.text_field else sql.SQL("")
         text_sel = sql.SQL(", u.t") if index.text_field else sql.SQL("")
@@ -190,16 +193,16 @@ class Store:
             cast=cast,
             text_sel=text_sel,
             text_upd=text_upd,
-            guard=guard.sql if guard is not None else sql.SQL("TRUE"),
+            guard=existing.sql,
         )
         params = (
             namespace,
             [r.id for r in rows],
             [vector_text(r.values) for r in rows],
             [sparse_text(*r.sparse, SPARSE_DIMENSIONS) if r.sparse else None for r in rows],
-            [orjson.dumps(r.metadata or {}).decode() for r in rows],
+            [(r.metadata_json or orjson.dumps(r.metadata or {})).decode() for r in rows],
             [r.text for r in rows],
-            *(guard.params if guard is not None else ()),
+            *existing.params,
         )
         async with self.pool.connection() as conn:
             await self._enter(conn, index.tenant_id)
@@ -228,7 +231,7 @@ class Store:
 
     @staticmethod
     async def _count(
-        conn: AsyncConnection[Any], index: IndexInfo, namespace: str, delta: int
+        conn: AsyncConnection[Any], index: IndexRef, namespace: str, delta: int
     ) -> None:
         if delta < 0:
             # An INSERT would check its (negative) proposed row before ON CONFLICT applies.
@@ -252,22 +255,24 @@ class Store:
         ).fetchone()
         return int(row[0]) if row else 0
 
+    @_translated
     async def update(
         self,
-        index: IndexInfo,
+        index: IndexRef,
         namespace: str,
         record_id: str,
         *,
         values: list[float] | None,
-        sparse: tuple[list[int], list[float]] | None,
+        sparse: Sparse | None,
         set_metadata: dict[str, Any] | None,
-        guard: Compiled,
-        new_metadata_check: Any = None,
+        guard: Filter,
+        new_metadata_check: Callable[[Mapping[str, object]], bool] | None = None,
         max_metadata_bytes: int | None = None,
     ) -> bool:
         """Update one record (values, sparse values, merge metadata). `guard` restricts which
         rows may be touched (a key's row filter); `new_metadata_check(metadata) -> bool` vets
         the merged metadata. Returns whether a row was updated."""
+        where = sql_of(guard)
         sets: list[sql.Composable] = []
         params: list[Any] = []
         if values is not None:
@@ -283,11 +288,11 @@ class Store:
         query = sql.SQL(
             "UPDATE {table} SET {sets} WHERE namespace = %s AND id = %s AND {guard} "
             "RETURNING metadata"
-        ).format(table=self.table(index), sets=sql.SQL(", ").join(sets), guard=guard.sql)
+        ).format(table=self.table(index), sets=sql.SQL(", ").join(sets), guard=where.sql)
         async with self.pool.connection() as conn:
             await self._enter(conn, index.tenant_id)
             row = await (
-                await conn.execute(query, [*params, namespace, record_id, *guard.params])
+                await conn.execute(query, [*params, namespace, record_id, *where.params])
             ).fetchone()
             if row is None:
                 await conn.rollback()
@@ -302,22 +307,24 @@ class Store:
             await conn.commit()
             return True
 
+    @_translated
     async def delete(
         self,
-        index: IndexInfo,
+        index: IndexRef,
         namespace: str,
         *,
         ids: list[str] | None = None,
-        where: Compiled | None = None,
+        where: Filter = EMPTY,
     ) -> int:
+        compiled = sql_of(where)
         conditions: list[sql.Composable] = [sql.SQL("namespace = %s")]
         params: list[Any] = [namespace]
         if ids is not None:
             conditions.append(sql.SQL("id = ANY(%s)"))
             params.append(ids)
-        if where is not None and not where.is_true:
-            conditions.append(where.sql)
-            params.extend(where.params)
+        if not compiled.is_true:
+            conditions.append(compiled.sql)
+            params.extend(compiled.params)
         query = sql.SQL("DELETE FROM {} WHERE {}").format(
             self.table(index), sql.SQL(" AND ").join(conditions)
         )
@@ -331,16 +338,18 @@ class Store:
 
     # ------------------------------------------------------------------ reads
 
+    @_translated
     async def fetch(
-        self, index: IndexInfo, namespace: str, ids: list[str], where: Compiled
-    ) -> list[dict[str, Any]]:
+        self, index: IndexRef, namespace: str, ids: list[str], where: Filter
+    ) -> list[Fetched]:
+        compiled = sql_of(where)
         query = sql.SQL(
             "SELECT id, embedding::text, sparse::text, metadata FROM {} "
             "WHERE namespace = %s AND id = ANY(%s) AND {}"
-        ).format(self.table(index), where.sql)
+        ).format(self.table(index), compiled.sql)
         async with self.pool.connection() as conn:
             await self._enter(conn, index.tenant_id)
-            rows = await (await conn.execute(query, [namespace, ids, *where.params])).fetchall()
+            rows = await (await conn.execute(query, [namespace, ids, *compiled.params])).fetchall()
             await conn.rollback()
         return [
             {
@@ -352,29 +361,32 @@ class Store:
             for r in rows
         ]
 
+    @_translated
     async def vector_of(
-        self, index: IndexInfo, namespace: str, record_id: str, where: Compiled
+        self, index: IndexRef, namespace: str, record_id: str, where: Filter
     ) -> list[float] | None:
         rows = await self.fetch(index, namespace, [record_id], where)
         return rows[0]["values"] if rows else None
 
+    @_translated
     async def query(
         self,
-        index: IndexInfo,
+        index: IndexRef,
         namespace: str,
         vector: list[float],
         top_k: int,
-        where: Compiled,
+        where: Filter,
         *,
         ef_search: int,
         include_values: bool,
         include_metadata: bool,
-        sparse: tuple[list[int], list[float]] | None = None,
+        sparse: Sparse | None = None,
         text: str | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Match]:
         """The `top_k` nearest records within `where`, Pinecone's scores. An all-zero query
         vector ranks nothing: the filter's matches in id order, score 0 (or, with a sparse
         vector, ranked by the sparse dot product alone, which is then the whole score)."""
+        compiled = sql_of(where)
         extra_cols = sql.SQL(
             ", embedding::text, sparse::text" if include_values else ", NULL::text, NULL::text"
         )
@@ -385,13 +397,13 @@ class Store:
         async with self.pool.connection() as conn:
             if ranked:
                 rows = await self._dense_candidates(
-                    conn, index, namespace, vector, limit, where, ef_search, extra_cols
+                    conn, index, namespace, vector, limit, compiled, ef_search, extra_cols
                 )
             elif text is not None and sparse is None:
                 rows = []  # nothing ranks the dense side: only the full-text ranking counts
             else:
                 rows = await self._unranked_candidates(
-                    conn, index, namespace, sparse, limit, where, extra_cols
+                    conn, index, namespace, sparse, limit, compiled, extra_cols
                 )
             sparse_scores: dict[str, float] = {}
             text_rank: dict[str, int] = {}
@@ -415,8 +427,8 @@ class Store:
                             "AND tsv @@ websearch_to_tsquery('english', %s) "
                             "ORDER BY ts_rank_cd(tsv, websearch_to_tsquery('english', %s)) DESC "
                             "LIMIT %s"
-                        ).format(self.table(index), where.sql),
-                        [namespace, *where.params, text, text, limit],
+                        ).format(self.table(index), compiled.sql),
+                        [namespace, *compiled.params, text, text, limit],
                     )
                 ).fetchall()
                 text_rank = {r[0]: i for i, r in enumerate(trows)}
@@ -470,7 +482,7 @@ class Store:
         return out
 
     async def _dense_candidates(
-        self, conn: AsyncConnection[Any], index: IndexInfo, namespace: str,
+        self, conn: AsyncConnection[Any], index: IndexRef, namespace: str,
         vector: list[float], limit: int, where: Compiled, ef_search: int,
         extra_cols: sql.Composable,
     ) -> list[Any]:  # fmt: skip
@@ -512,8 +524,8 @@ class Store:
         return await cursor.fetchall()
 
     async def _unranked_candidates(
-        self, conn: AsyncConnection[Any], index: IndexInfo, namespace: str,
-        sparse: tuple[list[int], list[float]] | None, limit: int, where: Compiled,
+        self, conn: AsyncConnection[Any], index: IndexRef, namespace: str,
+        sparse: Sparse | None, limit: int, where: Compiled,
         extra_cols: sql.Composable,
     ) -> list[Any]:  # fmt: skip
         """For an all-zero query vector: (id, metadata, score, values, sparse) of the filter's
@@ -535,12 +547,14 @@ class Store:
             params = [sparse_text(*sparse, SPARSE_DIMENSIONS), namespace, *where.params, limit]
         return await (await conn.execute(query, params)).fetchall()
 
+    @_translated
     async def list_ids(
-        self, index: IndexInfo, namespace: str, prefix: str, limit: int, after: str | None,
-        where: Compiled,
+        self, index: IndexRef, namespace: str, prefix: str, limit: int, after: str | None,
+        where: Filter,
     ) -> tuple[list[str], str | None]:  # fmt: skip
-        conditions = [sql.SQL("namespace = %s"), where.sql]
-        params: list[Any] = [namespace, *where.params]
+        compiled = sql_of(where)
+        conditions = [sql.SQL("namespace = %s"), compiled.sql]
+        params: list[Any] = [namespace, *compiled.params]
         if prefix:
             conditions.append(sql.SQL("id >= %s AND starts_with(id, %s)"))
             params += [prefix, prefix]
@@ -557,12 +571,14 @@ class Store:
         ids = [r[0] for r in rows[:limit]]
         return ids, (encode_token(ids[-1]) if len(rows) > limit else None)
 
+    @_translated
     async def stats(
-        self, index: IndexInfo, where: Compiled, namespaces: frozenset[str]
+        self, index: IndexRef, where: Filter, namespaces: frozenset[str]
     ) -> dict[str, int]:
+        compiled = sql_of(where)
         async with self.pool.connection() as conn:
             await self._enter(conn, index.tenant_id)
-            if where.is_true:
+            if compiled.is_true:
                 rows = await (
                     await conn.execute(
                         "SELECT namespace, vector_count FROM public.namespace_stats "
@@ -575,8 +591,8 @@ class Store:
                     await conn.execute(
                         sql.SQL(
                             "SELECT namespace, count(*) FROM {} WHERE {} GROUP BY namespace"
-                        ).format(self.table(index), where.sql),
-                        list(where.params),
+                        ).format(self.table(index), compiled.sql),
+                        list(compiled.params),
                     )
                 ).fetchall()
             await conn.rollback()
@@ -584,25 +600,3 @@ class Store:
         if namespaces:
             counts = Counter({k: v for k, v in counts.items() if k in namespaces})
         return dict(counts)
-
-
-class QuotaExceeded(Exception):
-    def __init__(self, current: int, maximum: int) -> None:
-        super().__init__(f"{current} of {maximum}")
-        self.current = current
-        self.maximum = maximum
-
-
-class RowFilterViolation(Exception):
-    pass
-
-
-class MetadataTooLarge(Exception):
-    def __init__(self, size: int, maximum: int) -> None:
-        super().__init__(f"{size} > {maximum}")
-        self.size = size
-        self.maximum = maximum
-
-
-def finite(values: Sequence[float]) -> bool:
-    return all(math.isfinite(v) for v in values)
