@@ -2,6 +2,7 @@
 #
 #   make run           embedded PostgreSQL + Redis, migrations, demo data, web/worker/beat
 #   make test          lint, typecheck, OpenAPI schema check, pytest (what CI runs)
+#   make test-fast     the inner loop: no slow tests, no server processes (docs/ARCHITECTURE.md)
 #   make schema        regenerate docs/openapi.yaml after an API change
 #   make lock          re-resolve dependencies into constraints.txt
 #   make clean-state CONFIRM=yes   delete .state/ (embedded databases, generated secrets)
@@ -15,7 +16,7 @@ SCHEMA := docs/openapi.yaml
 SPECTACULAR := manage.py spectacular --validate --fail-on-warn
 PYTEST_ARGS ?=
 
-.PHONY: venv run test lint typecheck schema-check schema pytest lock clean-state bench-deps
+.PHONY: venv run test test-fast lint typecheck schema-check schema pytest lock clean-state bench-deps
 
 # The venv is (re)installed only when the dependency files change.
 VENV_STAMP := $(VENV)/.vectorplane-installed
@@ -43,6 +44,7 @@ test: venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: venv
 	$(VENV)/bin/mypy .
@@ -63,6 +65,13 @@ schema: venv
 
 pytest: venv
 	$(WITH_DB) $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# No `slow` test and no test that starts a server process (marked `server` by conftest.py);
+# pure tests need no database, the in-process ones use the embedded PostgreSQL.
+test-fast: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(WITH_DB) $(VENV)/bin/pytest -q -m "not slow and not server" $(PYTEST_ARGS)
 
 # Resolve the newest versions allowed by pyproject.toml in a throw-away venv.
 lock:

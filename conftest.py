@@ -39,6 +39,40 @@ def _databases_for_setup_always_default() -> None:
 _databases_for_setup_always_default()
 
 
+# What makes a test need a server process (`server`, left out of `make test-fast`): one of
+# these fixtures, or being in one of these modules (they start their servers themselves:
+# Redis, the Qdrant host, local clusters, the supervisor, compat venvs' clients).
+SERVER_FIXTURES = frozenset(
+    {"gateway_server", "control_plane_server", "redis_server", "qdrant_host"}
+)
+DB_FIXTURES = frozenset({"django_db_setup", "data_database", "postgres_url"})
+SERVER_MODULES = frozenset({
+    "gateway/tests/test_qdrant_filters.py",
+    "gateway/tests/test_qdrant_store.py",
+    "gateway/tests/test_ratelimit.py",
+    "gateway/tests/test_compat.py",
+    "provisioning/tests/test_clusters.py",
+    "tenants/tests/test_tasks.py",
+    "vectorplane/tests/test_embedded.py",
+    "vectorplane/tests/test_qdrant_host.py",
+    "vectorplane/tests/test_supervisor.py",
+})  # fmt: skip
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark `server` (see above) and `db`: the test, or a fixture it uses, asks for PostgreSQL
+    (`-m "not db and not server and not slow"` runs with no database at all)."""
+    root = Path(__file__).resolve().parent
+    server, db = pytest.mark.server, pytest.mark.db
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        where = item.path.resolve().relative_to(root).as_posix()
+        if names & SERVER_FIXTURES or where in SERVER_MODULES:
+            item.add_marker(server)
+        if names & DB_FIXTURES or item.get_closest_marker("django_db") is not None:
+            item.add_marker(db)
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
     """One test database per pytest process, so concurrent runs on one server (a developer's
@@ -49,7 +83,14 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
     database.setdefault("TEST", {})["NAME"] = f"test_{database['NAME']}_{os.getpid()}"
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
+def django_db_setup(data_database: str, local_clusters: Path, django_db_setup: None) -> None:
+    """pytest-django's test database, set up only for tests that use a database (so the pure
+    tests need no PostgreSQL), after the scratch data database and the clusters folder: the
+    migrations and every test with a database see both."""
+
+
+@pytest.fixture(scope="session")
 def data_database() -> Iterator[str]:
     """A scratch shared-tier database per pytest process (`test_<data db>_<pid>`), created
     from template1 (which carries the vector extension) and dropped at the end. Its URLs are
@@ -83,7 +124,7 @@ def data_database() -> Iterator[str]:
             )
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def local_clusters() -> Iterator[Path]:
     """Dedicated clusters made by tests (the `local` driver's real servers) live in a scratch
     folder, and every process under it is stopped at the end. Celery tasks run inline
@@ -105,6 +146,12 @@ def local_clusters() -> Iterator[Path]:
             os.environ.pop("VECTORPLANE_CLUSTERS_DIR", None)
         else:
             os.environ["VECTORPLANE_CLUSTERS_DIR"] = saved
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The control-plane database's URL, for tests that talk SQL to PostgreSQL directly."""
+    return config.database_url()
 
 
 @pytest.fixture(autouse=True)

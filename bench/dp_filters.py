@@ -36,6 +36,10 @@ from psycopg import sql
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dataplane as dp
 
+from gateway.backends.pgvector import vector_text
+from gateway.backends.pgvector_filters import compile_filter
+from vectorplane import config
+
 
 def explain(url: str, q: dp.DirectQuery, qtext: str, settings: dict[str, str]) -> dict[str, Any]:
     with psycopg.connect(url, connect_timeout=10) as conn:
@@ -121,7 +125,7 @@ def main() -> int:
     meta = np.full(n, b"{}".ljust(13), dtype="S13")
     meta[rare] = b'{"rare":true}'
     truth = dp.exact_topk(data, queries, 10, subset=rare)
-    texts = [dp.vector_text(q.tolist()) for q in queries]
+    texts = [vector_text(q.tolist()) for q in queries]
     out: dict[str, Any] = {"meta": {**dp.machine(), "vectors": n, "queries": len(queries),
                                     "clients": args.clients, "matches": len(rare)}}  # fmt: skip
     rows: list[dict[str, Any]] = []
@@ -130,7 +134,7 @@ def main() -> int:
             out["versions"] = plat.versions()
             (index,), _ = plat.tenant("bench-filters", [{"name": "glove", "dimension": 50}])
             out["load"] = vars(dp.bulk_load(plat.owner_url, index, dp.make_ids(0, n), data, meta))
-            where = dp.compile_filter(dp.RARE_FILTER)
+            where = compile_filter(dp.RARE_FILTER)
             q = dp.DirectQuery(index, where)
             cases: list[tuple[str, dict[str, str]]] = [
                 (f"HNSW iterative scan, max_scan_tuples {m:,}",
@@ -150,7 +154,7 @@ def main() -> int:
                 row["plan"] = explain(plat.gateway_url, q, texts[0], settings)
                 rows.append(row)
                 dp.log(f"  {row}")
-            with plat.pg.superuser_connect(dp.config.EMBEDDED_DATA_DB_NAME) as conn:
+            with plat.pg.superuser_connect(config.EMBEDDED_DATA_DB_NAME) as conn:
                 conn.execute("ALTER FUNCTION jsonb_contains(jsonb, jsonb) LEAKPROOF")
             label = "exact ranking, jsonb_contains marked LEAKPROOF (superuser)"
             dp.log(label)

@@ -353,7 +353,7 @@ def bench_overhead(args: argparse.Namespace) -> dict[str, Any]:
 
     def cpu_per_request(name: str) -> float:
         used = sum(r[name]["cpu_ms_per_request"]["gateway"] * r[name]["requests"] for r in rounds)
-        return used / max(1, sum(r[name]["requests"] for r in rounds))
+        return float(used / max(1, sum(r[name]["requests"] for r in rounds)))
 
     out["rounds"] = rounds
     out["summary"] = {

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 import psycopg
@@ -97,9 +97,13 @@ class Limits:
     max_metadata_bytes: int
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
 @dataclass
-class _Entry:
-    value: Any
+class _Entry(Generic[V]):
+    value: V
     loaded: float
 
 
@@ -124,11 +128,11 @@ class Registry:
             open=False,
             kwargs={"autocommit": True, "row_factory": dict_row},
         )
-        self._keys: dict[str, _Entry] = {}
-        self._indexes: dict[tuple[uuid.UUID, str], _Entry] = {}
-        self._limits: dict[uuid.UUID, _Entry] = {}
-        self._tenant_slugs: dict[str, _Entry] = {}
-        self._clusters: dict[uuid.UUID, _Entry] = {}
+        self._keys: dict[str, _Entry[KeyInfo | None]] = {}
+        self._indexes: dict[tuple[uuid.UUID, str], _Entry[IndexInfo | None]] = {}
+        self._limits: dict[uuid.UUID, _Entry[Limits]] = {}
+        self._tenant_slugs: dict[str, _Entry[uuid.UUID | None]] = {}
+        self._clusters: dict[uuid.UUID, _Entry[ClusterInfo | None]] = {}
         # Called with a cluster id when its row changes (the gateway drops its connections).
         self.on_cluster_change: Callable[[uuid.UUID], None] | None = None
         self.stats = Stats()
@@ -150,7 +154,7 @@ class Registry:
 
     # ------------------------------------------------------------------ cache plumbing
 
-    def _fresh(self, entry: _Entry | None) -> bool:
+    def _fresh(self, entry: _Entry[Any] | None) -> bool:
         # Without a live LISTEN connection no cached entry is trusted.
         return (
             entry is not None
@@ -165,21 +169,21 @@ class Registry:
         self._tenant_slugs.clear()
         self._clusters.clear()
 
-    def _hit(self, cache: dict[Any, _Entry], key: Any) -> tuple[bool, Any]:
-        """(True, value) for a fresh cached entry, counting the hit or the miss."""
+    def _hit(self, cache: dict[K, _Entry[V]], key: K) -> _Entry[V] | None:
+        """The fresh cached entry of `key` (None: load it), counting the hit or the miss."""
         entry = cache.get(key)
         if entry is not None and self._fresh(entry):
             self.stats.hits += 1
-            return True, entry.value
+            return entry
         self.stats.misses += 1
-        return False, None
+        return None
 
     # ------------------------------------------------------------------ lookups
 
     async def key(self, prefix: str) -> KeyInfo | None:
-        cached, value = self._hit(self._keys, prefix)
-        if cached:
-            return value
+        hit = self._hit(self._keys, prefix)
+        if hit is not None:
+            return hit.value
         async with self.pool.connection() as conn:
             row = await (
                 await conn.execute(
@@ -219,9 +223,9 @@ class Registry:
 
     async def index(self, tenant_id: uuid.UUID, name: str) -> IndexInfo | None:
         cache_key = (tenant_id, name)
-        cached, value = self._hit(self._indexes, cache_key)
-        if cached:
-            return value
+        hit = self._hit(self._indexes, cache_key)
+        if hit is not None:
+            return hit.value
         async with self.pool.connection() as conn:
             row = await (
                 await conn.execute(
@@ -239,9 +243,9 @@ class Registry:
         return info
 
     async def cluster(self, cluster_id: uuid.UUID) -> ClusterInfo | None:
-        cached, value = self._hit(self._clusters, cluster_id)
-        if cached:
-            return value
+        hit = self._hit(self._clusters, cluster_id)
+        if hit is not None:
+            return hit.value
         async with self.pool.connection() as conn:
             row = await (
                 await conn.execute(
@@ -261,9 +265,9 @@ class Registry:
         return info
 
     async def tenant_id_for_slug(self, slug: str) -> uuid.UUID | None:
-        cached, value = self._hit(self._tenant_slugs, slug)
-        if cached:
-            return value
+        hit = self._hit(self._tenant_slugs, slug)
+        if hit is not None:
+            return hit.value
         async with self.pool.connection() as conn:
             row = await (
                 await conn.execute("SELECT id FROM tenants_tenant WHERE slug = %s", (slug,))
@@ -273,9 +277,9 @@ class Registry:
         return value
 
     async def limits(self, tenant_id: uuid.UUID) -> Limits:
-        cached, value = self._hit(self._limits, tenant_id)
-        if cached:
-            return value
+        hit = self._hit(self._limits, tenant_id)
+        if hit is not None:
+            return hit.value
         columns = ", ".join(f"coalesce(o.{f}, p.{f}) AS {f}" for f in LIMIT_FIELDS)
         async with self.pool.connection() as conn:
             row = await (

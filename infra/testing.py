@@ -80,7 +80,7 @@ class RecordingMonitor(MockMonitor):
 
     def RegisterResource(self, request: Any) -> Any:
         self.retained[request.name] = bool(request.retainOnDelete)
-        return super().RegisterResource(request)
+        return super().RegisterResource(request)  # type: ignore[no-untyped-call]
 
 
 class LoopClosingExecutor(ThreadPoolExecutor):

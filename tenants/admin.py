@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -40,15 +40,22 @@ def _actor(request: HttpRequest) -> Actor:
     )
 
 
-class UnscopedAdmin(admin.ModelAdmin):
+# django-stubs makes ModelAdmin generic; Django's class is not subscriptable at run time.
+if TYPE_CHECKING:
+    ModelAdmin = admin.ModelAdmin[Any]
+else:
+    ModelAdmin = admin.ModelAdmin
+
+
+class UnscopedAdmin(ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        qs = self.model.objects.unscoped()
+        qs: QuerySet[Any] = self.model.objects.unscoped()
         ordering = self.get_ordering(request)
         return qs.order_by(*ordering) if ordering else qs
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(ModelAdmin):
     list_display = ("slug", "name", "status", "plan", "created_at")
     list_filter = ("status", "plan")
     search_fields = ("slug", "name", "id")
@@ -223,7 +230,7 @@ class ApiKeyAdmin(UnscopedAdmin):
 
 
 @admin.register(PersonalAccessToken)
-class PersonalAccessTokenAdmin(admin.ModelAdmin):
+class PersonalAccessTokenAdmin(ModelAdmin):
     list_display = ("name", "prefix", "user", "created_at", "last_used_at", "revoked_at")
     search_fields = ("name", "prefix", "user__email")
     exclude = ("secret_hash",)
@@ -243,7 +250,7 @@ class PersonalAccessTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(ModelAdmin):
     list_display = (
         "slug",
         "name",

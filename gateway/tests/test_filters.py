@@ -22,7 +22,6 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from gateway.backends.pgvector_filters import Compiled, compile_filter, sql_of
-from vectorplane import config
 from vectorplane.contract.filters import (
     MAX_CONDITIONS,
     MAX_DEPTH,
@@ -162,10 +161,10 @@ CASES: list[tuple[dict[str, Any], set[str]]] = [
 
 
 @pytest.fixture(scope="module")
-def conn() -> Iterator[psycopg.Connection[Any]]:
+def conn(postgres_url: str) -> Iterator[psycopg.Connection[Any]]:
     """A connection whose search_path is a scratch schema, dropped at the end."""
     schema = f"gw_filters_{os.getpid()}_{secrets.token_hex(4)}"
-    with psycopg.connect(config.database_url(), autocommit=True) as connection:
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
         connection.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         try:
             connection.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))

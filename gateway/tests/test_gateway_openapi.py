@@ -6,6 +6,7 @@ the gateway serves it without credentials at /openapi.yaml and /openapi.json."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,7 @@ def test_error_codes_are_documented(doc: dict[str, Any]) -> None:
     for line in apifuzz.ERRORS_DOC.read_text().splitlines():
         cells = [c.strip() for c in line.split("|")]
         if len(cells) > 3 and cells[1].isdigit():
-            for code in apifuzz.re.findall(r"`([a-z_]+)`", cells[2]):
+            for code in re.findall(r"`([a-z_]+)`", cells[2]):
                 rows.setdefault(code, set()).add(cells[1])
     missing = [f"{status} {code}" for status, codes in _codes(doc).items() for code in codes
                if status not in rows.get(code, set())]  # fmt: skip

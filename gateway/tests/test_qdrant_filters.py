@@ -57,8 +57,9 @@ from gateway.tests.test_filters import (
     _pairs,
     _weighted,
 )
-from provisioning.qdrant_tier import DENSE, QdrantIndexSpec, create_collection
+from provisioning.qdrant_tier import QdrantIndexSpec, create_collection
 from vectorplane.contract.filters import Filter
+from vectorplane.contract.storage import DENSE
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0

@@ -39,17 +39,15 @@ from gateway.registry import IndexInfo
 from gateway.tests.conftest import RedisProcess
 from gateway.tests.test_qdrant_filters import Host, connect, start_host, stop_host
 from provisioning.qdrant_tier import (
-    DENSE,
     PAYLOAD_INDEXES,
-    SPARSE,
     QdrantIndexSpec,
     QdrantUnavailable,
-    collection_name,
     create_collection,
     drop_collection,
     spec_for,
 )
 from vectorplane.contract.filters import Filter
+from vectorplane.contract.storage import DENSE, SPARSE, collection_name
 
 T = TypeVar("T")
 ANY = Filter.of({})

@@ -6,7 +6,6 @@ the limit."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import psycopg
@@ -65,8 +64,8 @@ def crafted_text(size: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def conn() -> Iterator[psycopg.Connection[tuple[object, ...]]]:
-    with psycopg.connect(os.environ["VECTORPLANE_DATA_DATABASE_URL"], autocommit=True) as c:
+def conn(data_database: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    with psycopg.connect(data_database, autocommit=True) as c:
         yield c
 
 

@@ -46,7 +46,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import urllib3
 from kubernetes.client.exceptions import ApiException
@@ -246,7 +246,7 @@ class PulumiAutomation:
         stack: Any = auto.create_or_select_stack(
             stack_name, project_name=project_name, program=program, opts=opts
         )
-        return stack
+        return cast(StackHandle, stack)
 
     def select_stack(
         self,
@@ -259,7 +259,7 @@ class PulumiAutomation:
         stack: Any = auto.select_stack(
             stack_name, project_name=project_name, program=program, opts=opts
         )
-        return stack
+        return cast(StackHandle, stack)
 
 
 @dataclass(frozen=True)

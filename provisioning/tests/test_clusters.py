@@ -298,7 +298,7 @@ def test_state_machine_is_compare_and_set(
     assert clusters.transition(cluster.id, ClusterStatus.PROVISIONING)
     assert clusters.transition(cluster.id, ClusterStatus.DELETING)
     assert not clusters.transition(cluster.id, ClusterStatus.READY)  # deleting -/-> ready
-    assert tasks.cluster_apply.apply(args=[str(cluster.id)]).get() == "skipped"
+    assert tasks.cluster_apply.apply(args=(str(cluster.id),)).get() == "skipped"
     assert clusters.transition(cluster.id, ClusterStatus.DELETED)
     assert not clusters.transition(cluster.id, ClusterStatus.DELETING)
 

@@ -18,7 +18,7 @@ User = get_user_model()
 PASSWORD = "correct horse battery staple 42"
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(factory.django.DjangoModelFactory[Any]):
     class Meta:
         model = User
         django_get_or_create = ("username",)
@@ -30,7 +30,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     last_name = factory.Sequence(lambda n: f"User{n}")
     password = factory.PostGenerationMethodCall("set_password", PASSWORD)
 
-    @factory.post_generation
+    @factory.post_generation  # type: ignore[untyped-decorator]
     def _save(obj: Any, create: bool, extracted: Any, **kwargs: Any) -> None:
         if create:
             obj.save()

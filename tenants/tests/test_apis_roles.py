@@ -131,7 +131,9 @@ class Op:
         )
 
 
-def _row(owner: int, admin: int, member: int, viewer: int, operator: int, key: int) -> dict:
+def _row(
+    owner: int, admin: int, member: int, viewer: int, operator: int, key: int
+) -> dict[str, int]:
     return {
         OWNER: owner,
         ADMIN: admin,

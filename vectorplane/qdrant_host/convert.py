@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import qdrant_edge as qe
 
@@ -157,7 +157,10 @@ def _enum(value: JSON, where: str, choices: Mapping[str, Any]) -> Any:
     return choices[value]
 
 
-def edge_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+T = TypeVar("T")
+
+
+def edge_call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Construct an Edge object, turning its validation errors into a 400."""
     try:
         return fn(*args, **kwargs)

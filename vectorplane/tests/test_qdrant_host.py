@@ -754,11 +754,11 @@ def _nested(p: dict[str, Any], i: int) -> bool:
 
 
 def _in_box(p: dict[str, Any], i: int) -> bool:
-    return 1.5 <= p["loc"]["lon"] <= 6.5 and 1.5 <= p["loc"]["lat"] <= 4.5
+    return bool(1.5 <= p["loc"]["lon"] <= 6.5 and 1.5 <= p["loc"]["lat"] <= 4.5)
 
 
 def _min_should(p: dict[str, Any], i: int) -> bool:
-    return sum([p.get("kw") == "green", p["flag"], i < 30]) >= 2
+    return bool(sum([p.get("kw") == "green", p["flag"], i < 30]) >= 2)
 
 
 def _combined(p: dict[str, Any], i: int) -> bool:

@@ -1,0 +1,243 @@
+"""The gateway's ASGI app in this process, through `httpx.ASGITransport` (no server
+subprocess): every class of bad request answers its documented 4xx code (docs/ERRORS.md)
+before any engine sees it, and a good request round-trips — the same app `granian` serves,
+on the test databases (the registry reads keys, tenants and indexes from the control
+database; the shared tier's data lives in the scratch data database).
+
+Part of `make test-fast`. The same classes are driven at the real servers, on every engine,
+by test_gateway_validation.py, test_api_generated_inputs.py and test_gateway_limits.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from gateway.app import create_app
+from gateway.tests.conftest import Platform, ensure_plans, gateway_control_url, unique
+from gateway.tests.conftest import _control_db_name as control_db_name
+from tenants.tests.factories import UserFactory
+from vectorplane import config
+
+
+@dataclass
+class World:
+    index: str
+    key: str
+    foreign_index: str
+    read_key: str
+
+
+@pytest.fixture(scope="module")
+def world(django_db_setup: None, django_db_blocker: Any) -> Iterator[World]:
+    """One tenant with a 3-dimensional cosine index and a read/write key, a read-only key, and
+    another tenant's index (committed: the app's registry reads them on its own connection)."""
+    with django_db_blocker.unblock():
+        ensure_plans()
+        platform = Platform(
+            operator=UserFactory(email=f"{unique('ops')}@example.test", is_staff=True)
+        )
+        mine, theirs = platform.tenant(), platform.tenant()
+        index = mine.index(dimension=3, metric="cosine")
+        foreign = theirs.index(dimension=3)
+        yield World(
+            index=index.name,
+            key=mine.key(),
+            foreign_index=foreign.name,
+            read_key=mine.key(scopes=["read"]),
+        )
+
+
+@pytest.fixture(scope="module")
+def app(world: World) -> Starlette:
+    """The app with a per-process rate limit (no Redis needed); the environment is put back
+    at once, so server processes started later inherit nothing of it."""
+    saved = os.environ.get("VECTORPLANE_GATEWAY_RATE_LIMIT")
+    os.environ["VECTORPLANE_GATEWAY_RATE_LIMIT"] = "local"
+    try:
+        return create_app(
+            control_url=gateway_control_url(control_db_name()),
+            data_url=config.gateway_data_database_url(),
+        )
+    finally:
+        if saved is None:
+            os.environ.pop("VECTORPLANE_GATEWAY_RATE_LIMIT", None)
+        else:
+            os.environ["VECTORPLANE_GATEWAY_RATE_LIMIT"] = saved
+
+
+class InProcess:
+    """Requests to the app on one event loop, its lifespan (pools, LISTEN) open throughout."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+        self.loop = asyncio.new_event_loop()
+        self._lifespan = app.router.lifespan_context(app)
+        self.loop.run_until_complete(self._lifespan.__aenter__())
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://gateway.test"
+        )
+
+    def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        return self.loop.run_until_complete(self.client.request(method, path, **kw))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.client.aclose())
+        self.loop.run_until_complete(self._lifespan.__aexit__(None, None, None))
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def gw(app: Starlette) -> Iterator[InProcess]:
+    client = InProcess(app)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def call(
+    gw: InProcess, world: World, path: str, body: Any = None, *, key: str | None = None,
+    raw: bytes | None = None, method: str = "POST", headers: dict[str, str] | None = None,
+) -> httpx.Response:  # fmt: skip
+    sent = {"Api-Key": world.key if key is None else key, **(headers or {})}
+    if raw is None and body is not None:
+        raw = json.dumps(body).encode()
+    if raw is not None:
+        sent.setdefault("Content-Type", "application/json")
+    return gw.request(method, f"/v1/indexes/{world.index}/{path}", content=raw, headers=sent)
+
+
+def code_of(response: httpx.Response) -> tuple[int, str]:
+    body = response.json()
+    assert set(body) >= {"error"} and isinstance(body["error"]["message"], str), body
+    return response.status_code, body["error"]["code"]
+
+
+def test_a_good_request_round_trips(gw: InProcess, world: World) -> None:
+    written = call(gw, world, "vectors/upsert", {"vectors": [
+        {"id": "a", "values": [1.0, 0.0, 0.0], "metadata": {"genre": "jazz"}},
+        {"id": "b", "values": [0.0, 1.0, 0.0], "metadata": {"genre": "rock"}},
+    ]})  # fmt: skip
+    assert written.status_code == 200, written.text
+    assert written.json() == {"upsertedCount": 2}
+    found = call(gw, world, "query", {"vector": [1.0, 0.1, 0.0], "topK": 2,
+                                      "filter": {"genre": {"$eq": "jazz"}}})  # fmt: skip
+    assert found.status_code == 200, found.text
+    assert [m["id"] for m in found.json()["matches"]] == ["a"]
+    fetched = call(gw, world, "vectors/fetch?ids=a", method="GET")
+    assert fetched.json()["vectors"]["a"]["metadata"] == {"genre": "jazz"}
+
+
+V = [1.0, 0.0, 0.0]
+
+# (path, body or raw bytes, status, code): one row per class of bad request.
+BAD: list[tuple[str, Any, int, str]] = [
+    ("query", b"{not json", 400, "malformed_json"),
+    ("query", b'{"vector": [NaN, 0, 0], "topK": 1}', 400, "malformed_json"),
+    ("query", b'{"vector": [Infinity, 0, 0], "topK": 1}', 400, "malformed_json"),
+    ("query", b'{"vector": [1e999, 0, 0], "topK": 1}', 400, "malformed_json"),
+    ("query", b'{"vector": [1, 0, 0], "topK": 1, "id": "\\ud800"}', 400, "malformed_json"),
+    ("query", b"[]", 400, "validation_error"),
+    ("query", {"vector": V, "topK": "5"}, 400, "invalid_top_k"),
+    ("query", {"vector": V, "topK": True}, 400, "invalid_top_k"),
+    ("query", {"vector": "1,0,0", "topK": 1}, 400, "validation_error"),
+    ("query", {"vector": V, "topK": 1, "includeValuez": True}, 400, "unknown_field"),
+    ("query", {"vector": V, "topK": 0}, 400, "invalid_top_k"),
+    ("query", {"vector": V, "topK": 10_001}, 400, "invalid_top_k"),
+    ("query", {"vector": [1.0, 0.0], "topK": 1}, 400, "dimension_mismatch"),
+    ("query", {"vector": [1e39, 0.0, 0.0], "topK": 1}, 400, "invalid_value"),
+    ("query", {"vector": V, "topK": 1, "filter": {"a": {"$regex": "x"}}}, 400, "invalid_filter"),
+    ("query", {"vector": V, "topK": 1, "filter": {"a": {"$in": "x"}}}, 400, "invalid_filter"),
+    ("query", {"vector": V, "topK": 1, "filter": {"$and": {}}}, 400, "invalid_filter"),
+    ("query", {"vector": V, "topK": 1, "namespace": "a\x00b"}, 400, "validation_error"),
+    ("vectors/upsert", {"vectors": [{"id": "a\x00", "values": V}]}, 400, "id_too_long"),
+    ("vectors/upsert", {"vectors": [{"id": "x" * 513, "values": V}]}, 400, "id_too_long"),
+    ("vectors/upsert", {"vectors": [{"id": "a", "values": [0.0, 0.0, 0.0]}]}, 400,
+     "invalid_value"),
+    ("vectors/upsert", {"vectors": [{"id": "a", "values": V, "metadata": {"m": {"x": 1}}}]},
+     400, "invalid_metadata"),
+    ("vectors/upsert", {"vectors": [{"id": "a", "values": V, "metadata": {"m": "x" * 41_000}}]},
+     400, "metadata_too_large"),
+    ("vectors/upsert", {"vectors": [{"id": f"v{i}", "values": V} for i in range(1001)]}, 400,
+     "batch_too_large"),
+    ("vectors/upsert", {"vectors": [{"id": "a", "values": V,
+                                     "sparseValues": {"indices": [1, 1], "values": [1, 2]}}]},
+     400, "validation_error"),
+    ("vectors/upsert", {"vectors": [{"id": "a", "values": V,
+                                     "sparseValues": {"indices": list(range(16_001)),
+                                                      "values": [1.0] * 16_001}}]},
+     400, "sparse_too_large"),
+    ("vectors/delete", {"ids": ["a"], "deleteAll": True}, 400, "validation_error"),
+    ("vectors/update", {"id": "a", "values": [1e39, 0, 0]}, 400, "invalid_value"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "body", "status", "code"), BAD, ids=[
+    f"{i}-{row[3]}" for i, row in enumerate(BAD)
+])  # fmt: skip
+def test_each_class_of_bad_request_is_its_documented_4xx(
+    gw: InProcess, world: World, path: str, body: Any, status: int, code: str
+) -> None:
+    raw = body if isinstance(body, bytes) else None
+    response = call(gw, world, path, None if raw is not None else body, raw=raw)
+    assert code_of(response) == (status, code), response.text
+
+
+def test_oversize_bodies_are_refused_before_parsing(gw: InProcess, world: World) -> None:
+    huge = b'{"vectors": [' + b" " * (2 * 1024 * 1024) + b"]}"
+    assert code_of(call(gw, world, "vectors/upsert", raw=huge)) == (400, "request_too_large")
+
+
+def test_a_body_that_is_not_json_by_its_media_type(gw: InProcess, world: World) -> None:
+    response = call(gw, world, "query", raw=b"topK=1", headers={"Content-Type": "text/plain"})
+    assert response.status_code in (400, 415)
+    assert response.json()["error"]["code"] in ("unsupported_media_type", "malformed_json")
+
+
+@pytest.mark.parametrize(
+    ("key", "status", "code"),
+    [
+        ("", 401, "unauthenticated"),
+        ("vp_nope_nope", 401, "invalid_credentials"),
+        ("x\x7f", 401, "invalid_credentials"),
+    ],
+)
+def test_credentials(gw: InProcess, world: World, key: str, status: int, code: str) -> None:
+    headers = {} if key == "" else {"Api-Key": key}
+    response = gw.request("POST", f"/v1/indexes/{world.index}/query",
+                          json={"vector": V, "topK": 1}, headers=headers)  # fmt: skip
+    assert code_of(response) == (status, code)
+
+
+def test_a_read_key_cannot_write(gw: InProcess, world: World) -> None:
+    response = call(gw, world, "vectors/upsert", {"vectors": [{"id": "r", "values": V}]},
+                    key=world.read_key)  # fmt: skip
+    assert code_of(response) == (403, "insufficient_scope")
+
+
+def test_another_tenants_index_is_not_found(gw: InProcess, world: World) -> None:
+    response = gw.request(
+        "POST", f"/v1/indexes/{world.foreign_index}/query",
+        json={"vector": V, "topK": 1}, headers={"Api-Key": world.key},
+    )  # fmt: skip
+    assert code_of(response) == (404, "not_found")
+    missing = gw.request("POST", "/v1/indexes/no-such-index/query",
+                         json={"vector": V, "topK": 1}, headers={"Api-Key": world.key})  # fmt: skip
+    assert code_of(missing) == (404, "not_found")
+
+
+def test_routes_and_methods(gw: InProcess, world: World) -> None:
+    assert code_of(gw.request("GET", "/v2/nothing")) == (404, "not_found")
+    assert code_of(call(gw, world, "query", method="DELETE")) == (405, "method_not_allowed")
+    assert gw.request("GET", "/healthz").status_code == 200
+    assert gw.request("GET", "/readyz").status_code == 200
+
