@@ -24,9 +24,10 @@ from kombu.exceptions import KombuError
 from controlplane.errors import ApplicationError, ConflictError
 from tenants.actors import Actor
 from tenants.models import Engine, Role, Tenant, Tier
+from tenants.plans import require_engine_allowed
 from tenants.scoping import tenant_scope
 from tenants.selectors import tenant_effective_limits
-from tenants.services import _lock_tenant, _require_active, _require_role, audit_record
+from tenants.services import audit_record, tenant_guard, tenant_lock
 from vectorplane import config, crypto
 
 from .drivers.base import ClusterSpec, Observed, Size
@@ -86,13 +87,7 @@ def _check_plan(tenant: Tenant, *, engine: str, size: str, replicas: int) -> dic
             status=403,
             details={"plan": plan.slug},
         )
-    if engine not in limits["allowed_engines"]:
-        raise ApplicationError(
-            "plan_limit",
-            f"Your plan does not include the {engine} engine.",
-            status=403,
-            details={"engine": engine, "allowed_engines": limits["allowed_engines"]},
-        )
+    require_engine_allowed(limits=limits, engine=engine)
     if size not in CLUSTER_SIZES:
         raise ApplicationError(
             "validation_error",
@@ -157,13 +152,12 @@ def cluster_create(
 ) -> Cluster:
     from .services import check_name
 
-    _require_role(actor=actor, tenant=tenant, minimum=Role.ADMIN)
-    _require_active(tenant)
+    tenant_guard(actor=actor, tenant=tenant, minimum_role=Role.ADMIN)
     check_name(name, "cluster")
     if engine not in Engine.values:
         raise ApplicationError("validation_error", "Unknown engine.", details={"engine": engine})
     with transaction.atomic(), tenant_scope(tenant.id):
-        tenant = _lock_tenant(tenant)
+        tenant = tenant_lock(tenant)
         _check_plan(tenant, engine=engine, size=size, replicas=replicas)
         live = Cluster.objects.exclude(status=ClusterStatus.DELETED)
         if live.filter(name=name).exists():
@@ -204,10 +198,8 @@ def cluster_create(
 def cluster_resize(
     *, actor: Actor, tenant: Tenant, cluster: Cluster, size: str | None, replicas: int | None
 ) -> Cluster:
-    _require_role(actor=actor, tenant=tenant, minimum=Role.ADMIN)
-    _require_active(tenant)
     with transaction.atomic(), tenant_scope(tenant.id):
-        tenant = _lock_tenant(tenant)
+        tenant = tenant_guard(actor=actor, tenant=tenant, minimum_role=Role.ADMIN, lock=True)
         cluster = Cluster.objects.select_for_update().get(pk=cluster.pk)
         if cluster.status in (ClusterStatus.DELETING, ClusterStatus.DELETED):
             raise ConflictError(
@@ -242,7 +234,7 @@ def cluster_resize(
 
 
 def cluster_delete(*, actor: Actor, tenant: Tenant, cluster: Cluster) -> Cluster:
-    _require_role(actor=actor, tenant=tenant, minimum=Role.ADMIN)
+    tenant_guard(actor=actor, tenant=tenant, minimum_role=Role.ADMIN, require_active=False)
     with transaction.atomic(), tenant_scope(tenant.id):
         cluster = Cluster.objects.select_for_update().get(pk=cluster.pk)
         if cluster.status in (ClusterStatus.DELETING, ClusterStatus.DELETED):

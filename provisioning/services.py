@@ -14,9 +14,10 @@ from django.utils import timezone
 from controlplane.errors import ApplicationError, ConflictError
 from tenants.actors import Actor
 from tenants.models import Engine, Role, Tenant, Tier
+from tenants.plans import require_engine_allowed, require_tier_allowed
 from tenants.scoping import tenant_scope
 from tenants.selectors import tenant_effective_limits
-from tenants.services import _lock_tenant, _require_active, _require_role, audit_record
+from tenants.services import audit_record, tenant_guard, tenant_lock
 from vectorplane import pgerrors
 from vectorplane.contract import locations, names, storage
 from vectorplane.contract.limits import MAX_HALFVEC_DIMENSION, MAX_VECTOR_DIMENSION
@@ -131,8 +132,7 @@ def index_create(
     """`cloud` and `region` are Pinecone's labels (vectorplane/contract/locations.py), kept
     and answered back; when not given, the operator's defaults (VECTORPLANE_DEFAULT_CLOUD /
     _REGION)."""
-    _require_role(actor=actor, tenant=tenant, minimum=Role.MEMBER)
-    _require_active(tenant)
+    tenant_guard(actor=actor, tenant=tenant, minimum_role=Role.MEMBER)
     check_name(name, "index")
     tags = check_tags(tags or {}, allow_empty_values=False)
 
@@ -140,20 +140,8 @@ def index_create(
     if metric not in Metric.values:
         raise ApplicationError("validation_error", "Unknown metric.", details={"metric": metric})
     limits = tenant_effective_limits(tenant=tenant).limits
-    if tier not in limits["allowed_tiers"]:
-        raise ApplicationError(
-            "plan_limit",
-            f"Your plan does not include the {tier} tier.",
-            status=403,
-            details={"tier": tier, "allowed_tiers": limits["allowed_tiers"]},
-        )
-    if engine not in limits["allowed_engines"]:
-        raise ApplicationError(
-            "plan_limit",
-            f"Your plan does not include the {engine} engine.",
-            status=403,
-            details={"engine": engine, "allowed_engines": limits["allowed_engines"]},
-        )
+    require_tier_allowed(limits=limits, tier=tier)
+    require_engine_allowed(limits=limits, engine=engine)
     if tier == Tier.SHARED and engine != Engine.PGVECTOR:
         raise ApplicationError(
             "unsupported_combination",
@@ -196,7 +184,7 @@ def index_create(
         vector_type_for(dimension) if engine == Engine.PGVECTOR else VectorType.VECTOR
     )
     with transaction.atomic(), tenant_scope(tenant.id):
-        _lock_tenant(tenant)
+        tenant_lock(tenant)
         live = Index.objects.exclude(status=IndexStatus.DELETED)
         if live.filter(name=name).exists():
             raise ConflictError(
@@ -272,8 +260,7 @@ def index_configure(
     deletion_protection: bool | None = None,
     tags: dict[str, Any] | None = None,
 ) -> Index:
-    _require_role(actor=actor, tenant=tenant, minimum=Role.MEMBER)
-    _require_active(tenant)
+    tenant_guard(actor=actor, tenant=tenant, minimum_role=Role.MEMBER)
     changes: dict[str, Any] = {}
     with transaction.atomic(), tenant_scope(tenant.id):
         index = Index.objects.select_for_update().get(pk=index.pk)
@@ -313,7 +300,7 @@ def index_configure(
 
 
 def index_delete(*, actor: Actor, tenant: Tenant, index: Index) -> Index:
-    _require_role(actor=actor, tenant=tenant, minimum=Role.MEMBER)
+    tenant_guard(actor=actor, tenant=tenant, minimum_role=Role.MEMBER, require_active=False)
     if index.deletion_protection:
         raise ApplicationError(
             "deletion_protected",
