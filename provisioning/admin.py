@@ -12,8 +12,8 @@ from django.http import HttpRequest
 from controlplane.errors import ApplicationError
 from tenants.admin import UnscopedAdmin, admin_actor
 
-from . import clusters
 from .models import Cluster, Index
+from .services import clusters
 
 
 @admin.register(Cluster)

@@ -12,7 +12,9 @@ from tenants.scoping import tenant_scope
 from vectorplane import config
 from vectorplane.contract import hosts, names
 
+from .connections import cluster_pg_url, cluster_qdrant_client
 from .models import Cluster, ClusterStatus, Index, IndexStatus, UsageRecord
+from .storage import shared_tier
 
 
 def index_list() -> QuerySet[Index]:
@@ -52,9 +54,6 @@ def stored_vectors(*, tenant_id: uuid.UUID) -> dict[uuid.UUID, int]:
 
 
 def _stored_vectors(tenant_id: uuid.UUID) -> dict[uuid.UUID, int]:
-    from . import shared_tier
-    from .clusters import cluster_pg_url, cluster_qdrant_client
-
     counts: dict[uuid.UUID, int] = {}
     urls: list[str | None] = [None]
     qdrant: list[Cluster] = []

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from vectorplane import config
 
-from . import clusters as steps
+from . import steps
 from .drivers import get_driver
 from .drivers.base import PermanentError, TransientError
 from .models import Cluster, ClusterStatus, Index, IndexStatus

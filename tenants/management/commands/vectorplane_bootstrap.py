@@ -19,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from provisioning.models import Index
-from provisioning.services import index_create
+from provisioning.services.indexes import index_create
 from tenants.actors import Actor
 from tenants.models import ApiKey, Scope, Tenant
 from tenants.scoping import tenant_scope

@@ -1,13 +1,17 @@
-"""Index lifecycle. Shared-tier DDL runs synchronously (tens of milliseconds), so an index is
-ready when `index_create` returns; dedicated clusters (issue 4) will go through Celery."""
+"""Index lifecycle: create, configure, delete an index and its storage (a pgvector table in the
+shared tier or in a dedicated cluster's data database, or a Qdrant collection on a dedicated
+cluster). Shared-tier DDL runs synchronously (tens of milliseconds), so an index is ready when
+`index_create` returns.
+
+Imports: `validation`, `connections` and `storage` (below it), the models; tenants' public
+guards and plan checks.
+"""
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -19,79 +23,13 @@ from tenants.scoping import tenant_scope
 from tenants.selectors import tenant_effective_limits
 from tenants.services import audit_record, tenant_guard, tenant_lock
 from vectorplane import pgerrors
-from vectorplane.contract import locations, names, storage
+from vectorplane.contract import storage
 from vectorplane.contract.limits import MAX_HALFVEC_DIMENSION, MAX_VECTOR_DIMENSION
 
-from . import shared_tier
-from .clusters import cluster_pg_url, cluster_qdrant_client
-from .models import ClusterStatus, Index, IndexStatus, Metric, VectorType
-
-if TYPE_CHECKING:
-    from .models import Cluster
-
-
-
-def check_name(name: str, what: str) -> None:
-    """Index and cluster names: 1-45 lowercase letters, digits and inner hyphens (DNS-safe,
-    so they fit host names and Kubernetes labels). Raises `invalid_<what>_name`."""
-    if not names.is_name(name):
-        raise ApplicationError(
-            f"invalid_{what}_name",
-            f"A {what} name is 1-45 lowercase letters, digits and inner hyphens.",
-            details={"name": name},
-        )
-
-
-MAX_TAGS = 20
-MAX_TAG_KEY_LENGTH = 80
-MAX_TAG_VALUE_LENGTH = 120
-TAG_KEY_PATTERN = r"^[A-Za-z0-9_-]{1,80}$"
-_TAG_KEY = re.compile(r"[A-Za-z0-9_-]{1,80}")
-
-
-def check_tags(tags: object, *, allow_empty_values: bool) -> dict[str, str]:
-    """An index's tags (Pinecone's rules): at most 20, keys 1-80 letters, digits, `_` and
-    `-`, values strings of at most 120 characters without NUL (`""` removes a tag when
-    configuring). Raises `validation_error` naming the offending tag."""
-    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
-        raise ApplicationError(
-            "validation_error", "tags map strings to strings.", details={"field": "tags"}
-        )
-    if len(tags) > MAX_TAGS:
-        raise ApplicationError(
-            "validation_error", f"An index has at most {MAX_TAGS} tags.",
-            details={"field": "tags", "max": MAX_TAGS},
-        )  # fmt: skip
-    for key, value in tags.items():
-        if not isinstance(key, str) or not _TAG_KEY.fullmatch(key):
-            raise ApplicationError(
-                "validation_error",
-                f"A tag key is 1-{MAX_TAG_KEY_LENGTH} letters, digits, '_' and '-'.",
-                details={"field": "tags", "key": key if isinstance(key, str) else None},
-            )
-        if "\x00" in value or len(value) > MAX_TAG_VALUE_LENGTH or not (
-            value or allow_empty_values
-        ):
-            raise ApplicationError(
-                "validation_error",
-                f"A tag value is 1-{MAX_TAG_VALUE_LENGTH} characters without NUL.",
-                details={"field": "tags", "key": key},
-            )
-    return dict(tags)
-
-
-def check_location(cloud: object, region: object) -> tuple[str, str]:
-    """The index's cloud and region labels, the operator's defaults for those not given
-    (None). Raises `validation_error` naming the field."""
-    cloud = settings.VECTORPLANE_DEFAULT_CLOUD if cloud is None else cloud
-    region = settings.VECTORPLANE_DEFAULT_REGION if region is None else region
-    error = locations.cloud_error(cloud)
-    if error or not isinstance(cloud, str):
-        raise ApplicationError("validation_error", str(error), details={"field": "cloud"})
-    error = locations.region_error(region)
-    if error or not isinstance(region, str):
-        raise ApplicationError("validation_error", str(error), details={"field": "region"})
-    return cloud, region
+from ..connections import cluster_pg_url, cluster_qdrant_client
+from ..models import Cluster, ClusterStatus, Index, IndexStatus, Metric, VectorType
+from ..storage import shared_tier
+from ..validation import MAX_TAGS, check_location, check_name, check_tags
 
 
 def _label(index: Index) -> str:
@@ -217,7 +155,6 @@ def index_create(
         )
         index.cluster = cluster
         if engine == Engine.QDRANT:
-
             index.schema_name = ""
             index.table_name = storage.collection_name(index.id)
         else:
@@ -378,7 +315,9 @@ def _drop_storage(index: Index) -> None:
 
 
 def _qdrant_storage(index: Index, *, create: bool) -> None:
-    from . import qdrant_tier
+    # Imported here, not at the top: qdrant-client takes ~1 s to import, paid on a process's
+    # first Qdrant index only (the web server imports it at start: controlplane/wsgi.py).
+    from ..storage import qdrant_tier
 
     if index.cluster is None:  # a Qdrant index always has a cluster (index_create checks)
         raise ApplicationError("unsupported_combination", "A Qdrant index needs a cluster.")
