@@ -4,7 +4,8 @@ The row is the desired state (engine, size, replicas, `generation`); tasks move 
 `CLUSTER_TRANSITIONS` with compare-and-set updates (`transition`) and hold a PostgreSQL advisory
 lock per cluster while they work (`cluster_lock`), so two workers never provision the same
 cluster at once and a worker killed mid-task releases it with its connection. Every step is
-idempotent, so the reconcile task may simply run it again.
+idempotent, so the reconcile task may simply run it again. The steps read and write the
+cluster's row in its tenant's scope, which the task entered (`tenant_scope`).
 
 Imports: the models, `connections` and `storage` (below it), the driver interface; never the
 tasks or the services (above it).
@@ -50,14 +51,12 @@ def spec_for(cluster: Cluster) -> ClusterSpec:
 def transition(cluster_id: uuid.UUID, to: str, *, expect: tuple[str, ...] | None = None,
                **fields: Any) -> bool:  # fmt: skip
     """Compare-and-set: move the cluster to `to` if its status is one that may (and in
-    `expect`, if given). Returns whether this call moved it."""
+    `expect`, if given). Returns whether this call moved it. In the cluster's tenant scope."""
     allowed = [s for s, targets in CLUSTER_TRANSITIONS.items() if to in targets]
     if expect is not None:
         allowed = [s for s in allowed if s in expect]
-    updated = (
-        Cluster.objects.unscoped()
-        .filter(pk=cluster_id, status__in=allowed)
-        .update(status=to, updated_at=timezone.now(), **fields)
+    updated = Cluster.objects.filter(pk=cluster_id, status__in=allowed).update(
+        status=to, updated_at=timezone.now(), **fields
     )
     return updated == 1
 

@@ -236,9 +236,9 @@ def cluster_delete(*, actor: Actor, tenant: Tenant, cluster: Cluster) -> Cluster
 
 
 def cluster_retry(*, actor: Actor, cluster: Cluster) -> Cluster:
-    """Operator action: run a failed cluster's last step again."""
-    with transaction.atomic():
-        cluster = Cluster.objects.unscoped().select_for_update().get(pk=cluster.pk)
+    """Operator action (the admin): run a failed cluster's last step again."""
+    with transaction.atomic(), tenant_scope(cluster.tenant_id):
+        cluster = Cluster.objects.select_for_update().get(pk=cluster.pk)
         if cluster.status != ClusterStatus.FAILED:
             return cluster
         cluster.attempts = 0

@@ -22,6 +22,7 @@ from provisioning import connections, steps, tasks
 from provisioning.drivers.local import LocalDriver
 from provisioning.models import Cluster, ClusterStatus, Index
 from tenants.models import Membership, Plan, Role, Tenant
+from tenants.scoping import tenant_scope
 from tenants.tests.factories import UserFactory, add_member
 from vectorplane import config, crypto
 
@@ -286,7 +287,10 @@ def test_reconcile_restarts_a_dead_server(
 
 
 def test_state_machine_is_compare_and_set(
-    pro: Tenant, owner_api: APIClient, django_capture_on_commit_callbacks: Any
+    pro: Tenant,
+    other_tenant: Tenant,
+    owner_api: APIClient,
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     owner_api.post(
         BASE.format(slug=pro.slug) + "/clusters",
@@ -294,13 +298,17 @@ def test_state_machine_is_compare_and_set(
         format="json",
     )
     cluster = _cluster(pro, "sm")
-    assert not steps.transition(cluster.id, ClusterStatus.READY)  # pending -/-> ready
-    assert steps.transition(cluster.id, ClusterStatus.PROVISIONING)
-    assert steps.transition(cluster.id, ClusterStatus.DELETING)
-    assert not steps.transition(cluster.id, ClusterStatus.READY)  # deleting -/-> ready
+    with tenant_scope(pro.id):  # where the tasks run the steps
+        assert not steps.transition(cluster.id, ClusterStatus.READY)  # pending -/-> ready
+        assert steps.transition(cluster.id, ClusterStatus.PROVISIONING)
+        assert steps.transition(cluster.id, ClusterStatus.DELETING)
+        assert not steps.transition(cluster.id, ClusterStatus.READY)  # deleting -/-> ready
     assert tasks.cluster_apply.apply(args=[str(cluster.id)]).get() == "skipped"
-    assert steps.transition(cluster.id, ClusterStatus.DELETED)
-    assert not steps.transition(cluster.id, ClusterStatus.DELETING)
+    with tenant_scope(other_tenant.id):  # fails closed: another tenant's cluster is not moved
+        assert not steps.transition(cluster.id, ClusterStatus.DELETED)
+    with tenant_scope(pro.id):
+        assert steps.transition(cluster.id, ClusterStatus.DELETED)
+        assert not steps.transition(cluster.id, ClusterStatus.DELETING)
 
 
 def test_credentials_encrypted_at_rest_and_rotated(
