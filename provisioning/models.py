@@ -1,5 +1,6 @@
-"""Indexes (and, with the dedicated tier, clusters). A row is the desired state; the shared
-tier's table is created synchronously by `services.indexes.index_create`."""
+"""Indexes (and, with the dedicated tier, clusters). A row is the desired state; an index's
+storage is created by `services.indexes.index_create` once its row committed (`initializing`,
+then `ready`, within the request)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,13 @@
 """Index lifecycle: create, configure, delete an index and its storage (a pgvector table in the
 shared tier or in a dedicated cluster's data database, or a Qdrant collection on a dedicated
-cluster). Shared-tier DDL runs synchronously (tens of milliseconds), so an index is ready when
-`index_create` returns.
+cluster).
+
+`index_create` works in two steps, and the tenant's row is locked only in the first: under the
+lock it checks the name and the quota and writes the row as `initializing`, and commits; then,
+outside any lock, it creates the storage (tens of milliseconds on the shared tier, a network
+call to a dedicated cluster) and marks the index `ready`. The storage is created within the
+request, so the index is `ready` when `index_create` returns; when it cannot be created, the
+row is deleted and the error answered, as if the index had never been asked for.
 
 Imports: `validation`, `connections` and `storage` (below it), the models; tenants' public
 guards and plan checks.
@@ -9,13 +15,14 @@ guards and plan checks.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import psycopg
 from django.db import transaction
 from django.utils import timezone
 
-from controlplane.errors import ApplicationError, ConflictError
+from controlplane.errors import ApplicationError, ConflictError, NotFoundError
 from tenants.actors import Actor
 from tenants.models import Engine, Role, Tenant, Tier
 from tenants.plans import require_engine_allowed, require_tier_allowed
@@ -30,6 +37,8 @@ from ..connections import cluster_pg_url, cluster_qdrant_client
 from ..models import Cluster, ClusterStatus, Index, IndexStatus, Metric, VectorType
 from ..storage import shared_tier
 from ..validation import MAX_TAGS, check_location, check_name, check_tags
+
+logger = logging.getLogger(__name__)
 
 
 def _label(index: Index) -> str:
@@ -161,31 +170,76 @@ def index_create(
             index.schema_name = storage.schema_name(tenant.id)
             index.table_name = storage.table_name(index.id)
         index.save()
-        # The data database is another database: its DDL commits first. Should the control
-        # plane's commit then fail, the table is orphaned but harmless (IF NOT EXISTS on retry).
+    # Committed (when no outer transaction holds it open): the row is `initializing`, so the
+    # gateway does not route it (it loads `ready` indexes only), the name and the quota slot are
+    # taken, and the tenant's row is unlocked. The storage lives in another database (the
+    # shared tier's or the cluster's PostgreSQL) or on a Qdrant cluster: it is created now,
+    # outside any lock, so a slow or unreachable server never holds up the tenant's other
+    # writes. Should it fail, the row goes and the error is answered (503 for an outage).
+    try:
         _create_storage(index, vector_type)
-        index.status = IndexStatus.READY
-        index.save(update_fields=["status", "updated_at"])
-        audit_record(
-            actor=actor,
-            action="index.created",
-            tenant=tenant,
-            target_type="index",
-            target_id=index.id,
-            target_label=_label(index),
-            details={
-                "dimension": dimension,
-                "metric": metric,
-                "vector_type": vector_type,
-                "engine": engine,
-                "tier": tier,
-                "text_field": text_field,
-                "cluster": cluster.name if cluster else None,
-                "cloud": cloud,
-                "region": region,
-            },
+    except BaseException:
+        _discard(index)
+        raise
+    return _index_ready(
+        actor=actor,
+        tenant=tenant,
+        index=index,
+        details={
+            "dimension": dimension,
+            "metric": metric,
+            "vector_type": vector_type,
+            "engine": engine,
+            "tier": tier,
+            "text_field": text_field,
+            "cluster": cluster.name if cluster else None,
+            "cloud": cloud,
+            "region": region,
+        },
+    )
+
+
+def _discard(index: Index) -> None:
+    """Delete the `initializing` row of an index whose storage could not be created (its name
+    and quota slot are free again). A failure here is logged, never raised: the caller
+    answers the storage's error."""
+    try:
+        with tenant_scope(index.tenant_id):
+            Index.objects.filter(pk=index.pk, status=IndexStatus.INITIALIZING).delete()
+    except Exception:
+        logger.exception("index %s: could not delete the row of the failed creation", index.id)
+
+
+def _index_ready(*, actor: Actor, tenant: Tenant, index: Index, details: dict[str, Any]) -> Index:
+    """The second step of `index_create`, once the storage exists: mark the index `ready` and
+    audit its creation. An index deleted meanwhile (`index_delete` of the `initializing` row)
+    stays deleted: its storage, just made, is dropped again and the creation answers 404."""
+    with transaction.atomic(), tenant_scope(tenant.id):
+        status = (
+            Index.objects.select_for_update()
+            .filter(pk=index.pk)
+            .values_list("status", flat=True)
+            .first()
         )
-    return index
+        if status == IndexStatus.INITIALIZING:
+            index.status = IndexStatus.READY
+            index.save(update_fields=["status", "updated_at"])
+            audit_record(
+                actor=actor,
+                action="index.created",
+                tenant=tenant,
+                target_type="index",
+                target_id=index.id,
+                target_label=_label(index),
+                details=details,
+            )
+            return index
+    try:
+        _drop_storage(index)
+    except Exception:  # the cluster may be going too; nothing here may hide the 404
+        logger.warning("index %s: deleted while created; dropping its storage failed",
+                       index.id, exc_info=True)  # fmt: skip
+    raise NotFoundError("index", details={"index": index.name})
 
 
 def index_configure(
