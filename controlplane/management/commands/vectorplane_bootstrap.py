@@ -3,6 +3,9 @@
 Run by `python -m vectorplane run` after migrations. Idempotent: later runs reuse the account
 and tenant, print the login again (its password is kept in the state folder, 0600), and do not
 show the key's secret again (it was shown once; mint another with `--new-key`).
+
+It lives in the project package (`controlplane`), not in `tenants`: it sets up the platform as a
+whole (a tenant and its first index), and the base app knows nothing of the apps built on it.
 """
 
 from __future__ import annotations
