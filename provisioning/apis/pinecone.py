@@ -211,14 +211,14 @@ def _mapping(value: Any, field: str, known: set[str]) -> dict[str, Any]:
     """An object with only `known` keys (null values dropped), or a 400 naming `field`."""
     if not isinstance(value, dict):
         raise _bad(f"{field} must be an object.", field)
-    value = _present(value)
-    unknown = sorted(set(value) - known)
+    present = _present(value)
+    unknown = sorted(set(present) - known)
     if unknown:
         raise ApplicationError(
             "unknown_field", f"{field}: unknown field {unknown[0]!r}.",
             details={"fields": [f"{field}.{u}" for u in unknown]},
         )  # fmt: skip
-    return value
+    return present
 
 
 def _choice(value: Any, field: str, allowed: tuple[str, ...], default: str) -> str:
