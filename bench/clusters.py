@@ -160,7 +160,7 @@ def _agent_setup(req: dict[str, Any]) -> dict[str, Any]:  # pragma: no cover - c
 
 
 def _agent_cluster(req: dict[str, Any]) -> dict[str, Any]:  # pragma: no cover - child
-    from provisioning import clusters
+    from provisioning import connections
     from provisioning.models import Cluster, ClusterStatus, Index
     from vectorplane import config
 
@@ -170,12 +170,12 @@ def _agent_cluster(req: dict[str, Any]) -> dict[str, Any]:  # pragma: no cover -
         .exclude(status=ClusterStatus.DELETED)
         .get()
     )
-    creds = clusters.credentials(cluster)
+    creds = connections.credentials(cluster)
     reply = {"id": str(cluster.id), "status": cluster.status, "endpoint": cluster.endpoint,
              "engine": cluster.engine, "api_key": creds.get("api_key", ""),
              "folder": str(config.clusters_dir() / cluster.stack_name)}  # fmt: skip
     if cluster.engine == "pgvector":
-        reply["gateway_url"] = clusters.cluster_gateway_url(cluster)
+        reply["gateway_url"] = connections.cluster_gateway_url(cluster)
     if req.get("index"):
         index = Index.objects.unscoped().get(cluster=cluster, name=req["index"])
         reply["index"] = {
@@ -492,11 +492,12 @@ t2 = time.perf_counter(); print(round(t1 - t0, 3), round(t2 - t1, 3))
 
 def cold_costs(plat: ClusterPlatform, runs: int) -> dict[str, Any]:
     """Where a cold Qdrant create spends its time outside the cluster itself: the imports the
-    control plane (index create: provisioning.qdrant_tier -> qdrant_client) and the gateway
-    (first request: gateway.backends.qdrant) pay once per process, and the host's start-up."""
+    control plane (index create: provisioning.storage.qdrant_tier -> qdrant_client) and the
+    gateway (first request: gateway.backends.qdrant) pay once per process, and the host's
+    start-up."""
     out: dict[str, Any] = {}
-    probes = {"web: import provisioning.qdrant_tier (after controlplane.wsgi)":
-              ("controlplane.wsgi", "provisioning.qdrant_tier"),
+    probes = {"web: import provisioning.storage.qdrant_tier (after controlplane.wsgi)":
+              ("controlplane.wsgi", "provisioning.storage.qdrant_tier"),
               "gateway: import gateway.backends.qdrant (after gateway.app)":
               ("gateway.app", "gateway.backends.qdrant")}  # fmt: skip
     for label, (base, extra) in probes.items():

@@ -149,7 +149,7 @@ def agent_main() -> int:  # pragma: no cover - runs in the child
     django.setup()
     from django.contrib.auth import get_user_model
 
-    from provisioning import services as provisioning
+    from provisioning.services import indexes as provisioning
     from tenants import services
     from tenants.actors import Actor
     from tenants.models import ApiKey, Tenant

@@ -4,7 +4,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from provisioning import pinecone_apis
+from provisioning.apis import pinecone
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -29,10 +29,10 @@ urlpatterns = [
     path("api/v1/", include(("tenants.urls", "tenants"), namespace="v1")),
     path("api/v1/", include(("provisioning.urls", "provisioning"), namespace="v1-indexes")),
     # Pinecone's control-plane paths, for the official client (`Pinecone(host=...)`).
-    path("indexes", pinecone_apis.PineconeIndexListApi.as_view(), name="pinecone-indexes"),
+    path("indexes", pinecone.PineconeIndexListApi.as_view(), name="pinecone-indexes"),
     path(
         "indexes/<str:index_name>",
-        pinecone_apis.PineconeIndexDetailApi.as_view(),
+        pinecone.PineconeIndexDetailApi.as_view(),
         name="pinecone-index",
     ),
     path("api/v1/schema", SpectacularAPIView.as_view(), name="schema"),

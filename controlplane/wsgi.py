@@ -9,4 +9,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 application = get_wsgi_application()
 
 # Imported now, not on a tenant's first Qdrant index (qdrant-client takes ~1 s to import).
-import provisioning.qdrant_tier  # noqa: E402, F401
+import provisioning.storage.qdrant_tier  # noqa: E402, F401

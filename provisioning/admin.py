@@ -10,10 +10,10 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from controlplane.errors import ApplicationError
-from tenants.admin import UnscopedAdmin, _actor
+from tenants.admin import UnscopedAdmin, admin_actor
 
-from . import clusters
 from .models import Cluster, Index
+from .services import clusters
 
 
 @admin.register(Cluster)
@@ -42,7 +42,7 @@ class ClusterAdmin(UnscopedAdmin):
         done = 0
         for cluster in queryset:
             if cluster.status == "failed":
-                clusters.cluster_retry(actor=_actor(request), cluster=cluster)
+                clusters.cluster_retry(actor=admin_actor(request), cluster=cluster)
                 done += 1
         self.message_user(request, f"Retrying {done} cluster(s).")
 
@@ -52,7 +52,7 @@ class ClusterAdmin(UnscopedAdmin):
         for cluster in queryset.select_related("tenant"):
             try:
                 clusters.cluster_delete(
-                    actor=_actor(request), tenant=cluster.tenant, cluster=cluster
+                    actor=admin_actor(request), tenant=cluster.tenant, cluster=cluster
                 )
                 done += 1
             except ApplicationError as exc:

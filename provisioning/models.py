@@ -1,5 +1,6 @@
-"""Indexes (and, with the dedicated tier, clusters). A row is the desired state; the shared
-tier's table is created synchronously by `services.index_create`."""
+"""Indexes (and, with the dedicated tier, clusters). A row is the desired state; an index's
+storage is created by `services.indexes.index_create` once its row committed (`initializing`,
+then `ready`, within the request)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ class ClusterStatus(models.TextChoices):
 
 
 # The state machine: from -> the states a cluster may move to. Every move is a compare-and-set
-# on the row (services.cluster_transition), so two workers cannot both take the same step.
+# on the row (steps.transition), so two workers cannot both take the same step.
 CLUSTER_TRANSITIONS: dict[str, frozenset[str]] = {
     ClusterStatus.PENDING: frozenset({"provisioning", "deleting", "failed"}),
     ClusterStatus.PROVISIONING: frozenset({"ready", "failed", "deleting", "provisioning"}),

@@ -1,8 +1,10 @@
-"""Reads of indexes (tenant in scope)."""
+"""Reads of indexes and clusters (tenant in scope), and the few named cross-tenant lookups that
+background work needs before it knows the tenant (at the end)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 
 from django.db.models import QuerySet
@@ -12,7 +14,9 @@ from tenants.scoping import tenant_scope
 from vectorplane import config
 from vectorplane.contract import hosts, names
 
+from .connections import cluster_pg_url, cluster_qdrant_client
 from .models import Cluster, ClusterStatus, Index, IndexStatus, UsageRecord
+from .storage import shared_tier
 
 
 def index_list() -> QuerySet[Index]:
@@ -52,9 +56,6 @@ def stored_vectors(*, tenant_id: uuid.UUID) -> dict[uuid.UUID, int]:
 
 
 def _stored_vectors(tenant_id: uuid.UUID) -> dict[uuid.UUID, int]:
-    from . import shared_tier
-    from .clusters import cluster_pg_url, cluster_qdrant_client
-
     counts: dict[uuid.UUID, int] = {}
     urls: list[str | None] = [None]
     qdrant: list[Cluster] = []
@@ -102,3 +103,44 @@ def cluster_get(*, name: str) -> Cluster:
     if cluster is None:
         raise NotFoundError("cluster", details={"cluster": name})
     return cluster
+
+
+# --------------------------------------------------------------------------- across tenants
+# The sanctioned `unscoped()` reads of provisioning (tenants/scoping.py lists them all): what a
+# Celery task or the platform's start and stop must find before they know the tenant. The caller
+# then works on each row inside `tenant_scope(row.tenant_id)`.
+
+
+def cluster_tenant_id(cluster_id: uuid.UUID) -> uuid.UUID | None:
+    """The tenant of the cluster a task was given by id (None: no such row); the task then
+    loads the row inside that tenant's scope."""
+    tenant_id: uuid.UUID | None = (
+        Cluster.objects.unscoped()
+        .filter(pk=cluster_id)
+        .values_list("tenant_id", flat=True)
+        .first()
+    )
+    return tenant_id
+
+
+def clusters_due_for_reconcile(
+    *, statuses: Iterable[str], changed_before: datetime | None = None
+) -> QuerySet[Cluster]:
+    """The reconcile's scan of every tenant's clusters: those in one of `statuses` (a task
+    that may have been interrupted, or a ready cluster whose real state is checked), last
+    changed at or before `changed_before` (None: whenever), newest first, with their tenant."""
+    clusters = Cluster.objects.unscoped().select_related("tenant").filter(status__in=statuses)
+    if changed_before is not None:
+        clusters = clusters.filter(updated_at__lte=changed_before)
+    return clusters
+
+
+def clusters_on_local_driver() -> QuerySet[Cluster]:
+    """Every tenant's live clusters that the `local` driver runs (platform shutdown stops their
+    processes), with their tenant."""
+    return (
+        Cluster.objects.unscoped()
+        .select_related("tenant")
+        .filter(driver="local")
+        .exclude(status=ClusterStatus.DELETED)
+    )

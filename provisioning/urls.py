@@ -1,17 +1,17 @@
 from django.urls import path
 
-from . import apis, cluster_apis
+from .apis import clusters, indexes
 
 T = "tenants/<slug:tenant_slug>"
 
 urlpatterns = [
-    path(f"{T}/indexes", apis.IndexListApi.as_view(), name="indexes"),
-    path(f"{T}/indexes/<str:index_name>", apis.IndexDetailApi.as_view(), name="index"),
-    path(f"{T}/clusters", cluster_apis.ClusterListApi.as_view(), name="clusters"),
+    path(f"{T}/indexes", indexes.IndexListApi.as_view(), name="indexes"),
+    path(f"{T}/indexes/<str:index_name>", indexes.IndexDetailApi.as_view(), name="index"),
+    path(f"{T}/clusters", clusters.ClusterListApi.as_view(), name="clusters"),
     path(
-        f"{T}/clusters/<str:cluster_name>", cluster_apis.ClusterDetailApi.as_view(), name="cluster"
+        f"{T}/clusters/<str:cluster_name>", clusters.ClusterDetailApi.as_view(), name="cluster"
     ),
-    path(f"{T}/cluster-sizes", cluster_apis.ClusterSizeListApi.as_view(), name="cluster-sizes"),
-    path(f"{T}/usage", apis.UsageApi.as_view(), name="usage"),
-    path(f"{T}/usage/stored-vectors", apis.StoredVectorsApi.as_view(), name="stored-vectors"),
+    path(f"{T}/cluster-sizes", clusters.ClusterSizeListApi.as_view(), name="cluster-sizes"),
+    path(f"{T}/usage", indexes.UsageApi.as_view(), name="usage"),
+    path(f"{T}/usage/stored-vectors", indexes.StoredVectorsApi.as_view(), name="stored-vectors"),
 ]

@@ -32,7 +32,9 @@ admin.site.site_title = "Vectorplane"
 admin.site.index_title = "Platform administration"
 
 
-def _actor(request: HttpRequest) -> Actor:
+def admin_actor(request: HttpRequest) -> Actor:
+    """The operator acting through the Django admin, for the services' audit rows (any app's
+    admin actions)."""
     return Actor(
         user=request.user,
         ip=client_ip(request),
@@ -96,7 +98,7 @@ class TenantAdmin(ModelAdmin):
         for tenant in queryset:
             try:
                 services.tenant_suspend(
-                    actor=_actor(request), tenant=tenant, reason="suspended in admin"
+                    actor=admin_actor(request), tenant=tenant, reason="suspended in admin"
                 )
                 done += 1
             except ApplicationError as exc:
@@ -108,7 +110,7 @@ class TenantAdmin(ModelAdmin):
         done = 0
         for tenant in queryset:
             try:
-                services.tenant_reactivate(actor=_actor(request), tenant=tenant)
+                services.tenant_reactivate(actor=admin_actor(request), tenant=tenant)
                 done += 1
             except ApplicationError as exc:
                 self.message_user(request, f"{tenant.slug}: {exc.message}", messages.ERROR)
@@ -222,7 +224,7 @@ class ApiKeyAdmin(UnscopedAdmin):
         done = 0
         for key in queryset.select_related("tenant"):
             try:
-                services.api_key_revoke(actor=_actor(request), tenant=key.tenant, api_key=key)
+                services.api_key_revoke(actor=admin_actor(request), tenant=key.tenant, api_key=key)
                 done += 1
             except ApplicationError as exc:
                 self.message_user(request, f"{key}: {exc.message}", messages.ERROR)

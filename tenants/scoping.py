@@ -8,8 +8,17 @@ NetBox's `restrict()`).
 A tenant enters scope explicitly: the API's base view does it once per request after it has
 checked the caller's access to the tenant named in the URL; Celery tasks do it with
 `tenant_scope(tenant_id)`. The escape hatch is `Model.objects.unscoped()`, with a loud name, for
-the Django admin, migrations and the two cross-tenant lookups that cannot know the tenant in
-advance (authenticating a key by its prefix, accepting an invitation by its token).
+the Django admin (and operators' management commands), migrations, and named cross-tenant
+lookups:
+
+- the two that cannot know the tenant in advance: authenticating a key by its prefix
+  (`selectors.api_key_get_for_authentication`), accepting an invitation by its token;
+- those of background work, which then acts on each row inside `tenant_scope(row.tenant_id)`:
+  the tenant of the cluster a Celery task was given by id
+  (`provisioning.selectors.cluster_tenant_id`), the clusters reconcile's scans
+  (`provisioning.selectors.clusters_due_for_reconcile`), the platform shutdown's
+  (`provisioning.selectors.clusters_on_local_driver`) and the sweep of rotated keys
+  (`services.api_keys_revoke_expired_grace`).
 """
 
 from __future__ import annotations
@@ -75,7 +84,8 @@ class TenantScopedManager(models.Manager[_M], Generic[_M]):
         return super().get_queryset().filter(tenant_id=tenant_id)
 
     def unscoped(self) -> models.QuerySet[_M]:
-        """Every tenant's rows. For admin, migrations and key/token authentication only."""
+        """Every tenant's rows. For the admin, migrations and the named cross-tenant lookups
+        of this module's docstring only."""
         return super().get_queryset()
 
     def create(self, **kwargs: Any) -> _M:

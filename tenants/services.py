@@ -130,6 +130,34 @@ def _lock_tenant(tenant: Tenant) -> Tenant:
     return Tenant.objects.select_for_update().select_related("plan").get(pk=tenant.pk)
 
 
+def tenant_guard(
+    *,
+    actor: Actor,
+    tenant: Tenant,
+    minimum_role: str,
+    require_active: bool = True,
+    lock: bool = False,
+) -> Tenant:
+    """What a service of another app checks before it changes a tenant's resources, in this
+    order: the actor holds at least `minimum_role` in the tenant (404 `not_found` without
+    access, 403 `permission_denied` below the role), the tenant is not suspended (403
+    `tenant_suspended`) or deleted (404) when `require_active`, and, with `lock`, the tenant's
+    row is locked FOR UPDATE until the transaction ends (call it inside `transaction.atomic()`;
+    the fresh locked row, with its plan, is returned). Returns `tenant` itself otherwise."""
+    _require_role(actor=actor, tenant=tenant, minimum=minimum_role)
+    if require_active:
+        _require_active(tenant)
+    return _lock_tenant(tenant) if lock else tenant
+
+
+def tenant_lock(tenant: Tenant) -> Tenant:
+    """Lock the tenant's row FOR UPDATE until the transaction ends (inside
+    `transaction.atomic()`), serialising the writes that check a tenant-wide quota; returns
+    the fresh locked row with its plan. Hold it for database work only, never across a call
+    to another server."""
+    return _lock_tenant(tenant)
+
+
 # --------------------------------------------------------------------------- users
 
 

@@ -28,9 +28,10 @@ import pytest
 from celery import Celery
 from django.db import transaction
 
-from provisioning import clusters
+from provisioning import connections, steps
 from provisioning.drivers.local import LocalDriver
 from provisioning.models import Cluster, ClusterStatus
+from provisioning.services import clusters as cluster_services
 from tenants import services as tenant_services
 from tenants.actors import Actor
 from tenants.models import Plan
@@ -147,7 +148,7 @@ def test_worker_killed_mid_provision_converges(
             lambda: sender.send_task(f"provisioning.tasks.{task_name}", args=[str(cluster_id)])
         )
 
-    monkeypatch.setattr(clusters, "_enqueue", enqueue)
+    monkeypatch.setattr(cluster_services, "_enqueue", enqueue)
     cluster_id: uuid.UUID | None = None
     try:
         if True:  # the test database, in autocommit mode (transaction=True)
@@ -170,7 +171,7 @@ def test_worker_killed_mid_provision_converges(
             tenant = tenant_services.tenant_create(
                 actor=actor, name=slug, slug=slug, plan_slug="pro"
             )
-            cluster = clusters.cluster_create(
+            cluster = cluster_services.cluster_create(
                 actor=actor, tenant=tenant, name="c1", engine="pgvector", size="xs"
             )
             cluster_id = cluster.id
@@ -183,7 +184,7 @@ def test_worker_killed_mid_provision_converges(
                 time.sleep(0.005)
             workers.kill(first)
             assert rows.values_list("status", flat=True).get() == ClusterStatus.PROVISIONING
-            spec = clusters.spec_for(rows.get())
+            spec = steps.spec_for(rows.get())
             driver = LocalDriver()
             cluster_dir = driver.cluster_dir(spec)
 
@@ -210,7 +211,8 @@ def test_worker_killed_mid_provision_converges(
             ] or sorted(p.name for p in cluster_dir.iterdir() if p.is_dir()) == ["logs", "pg"]
             assert not (cluster_dir / "pg.initdb-tmp").exists()
             assert len(_postmasters(cluster_dir / "pg")) == 1
-            with psycopg.connect(clusters.cluster_gateway_url(cluster), connect_timeout=5) as conn:
+            gateway_url = connections.cluster_gateway_url(cluster)
+            with psycopg.connect(gateway_url, connect_timeout=5) as conn:
                 assert conn.execute("SELECT current_user").fetchone() == (config.GATEWAY_DB_USER,)
     finally:
         sender.close()
@@ -218,4 +220,4 @@ def test_worker_killed_mid_provision_converges(
         if cluster_id is not None:
             row = Cluster.objects.unscoped().filter(pk=cluster_id).first()
             if row is not None:
-                LocalDriver().destroy(clusters.spec_for(row))
+                LocalDriver().destroy(steps.spec_for(row))

@@ -22,8 +22,8 @@ import httpx
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
 from gateway.tests.conftest import GATEWAY_DOMAIN, Gateway, Platform, TenantCtx, unique
-from provisioning import clusters as cluster_services
 from provisioning.models import Cluster
+from provisioning.services import clusters as cluster_services
 from tenants import services as tenant_services
 from tenants.actors import Actor
 from tenants.models import Role, Scope

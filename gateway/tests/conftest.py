@@ -38,9 +38,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from provisioning import clusters as cluster_services
-from provisioning import services as index_services
+from provisioning import connections
 from provisioning.models import Cluster, Index
+from provisioning.services import clusters as cluster_services
+from provisioning.services import indexes as index_services
 from tenants import services as tenant_services
 from tenants.actors import Actor
 from tenants.models import ApiKey, Plan, Scope, Tenant
@@ -610,7 +611,7 @@ def pg_owner_url(index: Index) -> str:
     """The owner's URL of the pgvector database holding the index (shared tier or cluster)."""
     if index.cluster_id is not None:
         cluster = Cluster.objects.unscoped().get(pk=index.cluster_id)
-        return cluster_services.cluster_pg_url(cluster)
+        return connections.cluster_pg_url(cluster)
     return os.environ["VECTORPLANE_DATA_DATABASE_URL"]
 
 
@@ -636,7 +637,7 @@ def qdrant_rows(index: Index) -> dict[tuple[str, str], Any]:
     assert index.cluster_id is not None
     cluster = Cluster.objects.unscoped().get(pk=index.cluster_id)
     rows: dict[tuple[str, str], Any] = {}
-    with cluster_services.cluster_qdrant_client(cluster) as client:
+    with connections.cluster_qdrant_client(cluster) as client:
         offset = None
         while True:
             points, offset = client.scroll(

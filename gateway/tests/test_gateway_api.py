@@ -26,8 +26,7 @@ from gateway.tests.conftest import (
     poll,
     unique,
 )
-from provisioning import clusters as cluster_services
-from provisioning import tasks
+from provisioning import steps, tasks
 from provisioning.drivers.local import LocalDriver
 from provisioning.models import Index
 from provisioning.selectors import stored_vectors
@@ -738,7 +737,7 @@ def test_a_stopped_cluster_answers_503_then_recovers(world: World) -> None:
         pytest.skip("the shared tier is the gateway's own database (its outage: /readyz)")
     world.upsert([{"id": "a", "values": [1, 2, 3]}])
     cluster = world.tenant.dedicated()
-    spec = cluster_services.spec_for(cluster)
+    spec = steps.spec_for(cluster)
     driver = LocalDriver()
     driver.stop(spec)
     try:

@@ -57,7 +57,7 @@ from gateway.tests.test_filters import (
     _pairs,
     _weighted,
 )
-from provisioning.qdrant_tier import QdrantIndexSpec, create_collection
+from provisioning.storage.qdrant_tier import QdrantIndexSpec, create_collection
 from vectorplane.contract.filters import Filter
 from vectorplane.contract.storage import DENSE
 
@@ -158,7 +158,8 @@ def qdrant_host() -> Iterator[Host]:
 
 
 class Engine:
-    """One collection (created by provisioning.qdrant_tier); each data set in its own namespace."""
+    """One collection (created by provisioning.storage.qdrant_tier); each data set in its own
+    namespace."""
 
     def __init__(self, client: QdrantClient) -> None:
         self.client = client

@@ -1,6 +1,6 @@
-"""The Qdrant engine backend (gateway/backends/qdrant.py, provisioning/qdrant_tier.py) against a
-real Qdrant engine: the `vectorplane.qdrant_host` process (Qdrant Edge behind Qdrant's REST
-API), started once for the module on a free port, its data in a temporary directory.
+"""The Qdrant engine backend (gateway/backends/qdrant.py, provisioning/storage/qdrant_tier.py)
+against a real Qdrant engine: the `vectorplane.qdrant_host` process (Qdrant Edge behind Qdrant's
+REST API), started once for the module on a free port, its data in a temporary directory.
 
 Every method of the store, each of its errors, namespace isolation, row guards, the vector
 quota, scores against a brute-force computation and sparse-dense scores against a Python one.
@@ -38,7 +38,7 @@ from gateway.ratelimit import RedisLink, TenantLock
 from gateway.registry import IndexInfo
 from gateway.tests.conftest import RedisProcess
 from gateway.tests.test_qdrant_filters import Host, connect, start_host, stop_host
-from provisioning.qdrant_tier import (
+from provisioning.storage.qdrant_tier import (
     PAYLOAD_INDEXES,
     QdrantIndexSpec,
     QdrantUnavailable,

@@ -37,7 +37,7 @@ from typing import Any
 import psutil
 import psycopg
 
-from provisioning import shared_tier
+from provisioning.storage import shared_tier
 from vectorplane import config
 from vectorplane.embedded import EmbeddedError, EmbeddedPostgres
 

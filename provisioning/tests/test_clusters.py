@@ -18,10 +18,11 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from conftest import as_user
-from provisioning import clusters, tasks
+from provisioning import connections, steps, tasks
 from provisioning.drivers.local import LocalDriver
 from provisioning.models import Cluster, ClusterStatus, Index
 from tenants.models import Membership, Plan, Role, Tenant
+from tenants.scoping import tenant_scope
 from tenants.tests.factories import UserFactory, add_member
 from vectorplane import config, crypto
 
@@ -82,7 +83,7 @@ def test_pgvector_cluster_lifecycle(
     assert response.status_code == 201, response.content
     assert response.json()["cluster"] == "c1" and response.json()["tier"] == "dedicated"
     index = Index.objects.unscoped().get(tenant=pro, name="docs")
-    with psycopg.connect(clusters.cluster_gateway_url(cluster)) as conn:
+    with psycopg.connect(connections.cluster_gateway_url(cluster)) as conn:
         role = conn.execute(
             "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
         ).fetchone()
@@ -113,8 +114,8 @@ def test_pgvector_cluster_lifecycle(
 
     # Delete: the server stops, its data goes, its indexes are deleted.
     driver = LocalDriver()
-    folder = driver.cluster_dir(clusters.spec_for(cluster))
-    owner_url = clusters.cluster_pg_url(cluster)
+    folder = driver.cluster_dir(steps.spec_for(cluster))
+    owner_url = connections.cluster_pg_url(cluster)
     assert folder.exists()
     with django_capture_on_commit_callbacks(execute=True):
         response = owner_api.delete(BASE.format(slug=pro.slug) + "/clusters/c1")
@@ -247,7 +248,7 @@ def test_failure_then_operator_retry(
     admin.force_login(operator)
     page = admin.get(f"/admin/provisioning/cluster/{cluster.pk}/change/")
     assert page.status_code == 200 and "/nonexistent/qdrant" in page.content.decode()
-    assert clusters.credentials(cluster)["api_key"] not in page.content.decode()
+    assert connections.credentials(cluster)["api_key"] not in page.content.decode()
     assert admin.get("/admin/provisioning/cluster/").status_code == 200
     assert admin.get("/admin/provisioning/index/").status_code == 200
     with django_capture_on_commit_callbacks(execute=True):
@@ -259,7 +260,7 @@ def test_failure_then_operator_retry(
     cluster.refresh_from_db()
     assert cluster.status == ClusterStatus.READY, cluster.status_message
     assert cluster.endpoint["url"].startswith("http://127.0.0.1:")
-    LocalDriver().destroy(clusters.spec_for(cluster))
+    LocalDriver().destroy(steps.spec_for(cluster))
 
 
 def test_reconcile_restarts_a_dead_server(
@@ -267,7 +268,7 @@ def test_reconcile_restarts_a_dead_server(
 ) -> None:
     assert _create(owner_api, pro, django_capture_on_commit_callbacks).status_code == 202
     cluster = _cluster(pro, "c1")
-    spec = clusters.spec_for(cluster)
+    spec = steps.spec_for(cluster)
     driver = LocalDriver()
     driver.stop(spec)  # the server dies (what `make run`'s Ctrl-C does too)
     assert driver.observe(spec).state == "absent"
@@ -278,7 +279,7 @@ def test_reconcile_restarts_a_dead_server(
     observed = driver.observe(spec)
     assert observed.state == "ready" and observed.endpoint is not None
     assert observed.endpoint.port == cluster.endpoint["port"]  # the endpoint is kept
-    with psycopg.connect(clusters.cluster_gateway_url(cluster), connect_timeout=5) as conn:
+    with psycopg.connect(connections.cluster_gateway_url(cluster), connect_timeout=5) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
     # A second reconcile finds nothing to do.
     assert tasks.clusters_reconcile(inline=True) == {"applied": 0, "destroyed": 0, "drifted": 0}
@@ -286,7 +287,10 @@ def test_reconcile_restarts_a_dead_server(
 
 
 def test_state_machine_is_compare_and_set(
-    pro: Tenant, owner_api: APIClient, django_capture_on_commit_callbacks: Any
+    pro: Tenant,
+    other_tenant: Tenant,
+    owner_api: APIClient,
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     owner_api.post(
         BASE.format(slug=pro.slug) + "/clusters",
@@ -294,13 +298,17 @@ def test_state_machine_is_compare_and_set(
         format="json",
     )
     cluster = _cluster(pro, "sm")
-    assert not clusters.transition(cluster.id, ClusterStatus.READY)  # pending -/-> ready
-    assert clusters.transition(cluster.id, ClusterStatus.PROVISIONING)
-    assert clusters.transition(cluster.id, ClusterStatus.DELETING)
-    assert not clusters.transition(cluster.id, ClusterStatus.READY)  # deleting -/-> ready
+    with tenant_scope(pro.id):  # where the tasks run the steps
+        assert not steps.transition(cluster.id, ClusterStatus.READY)  # pending -/-> ready
+        assert steps.transition(cluster.id, ClusterStatus.PROVISIONING)
+        assert steps.transition(cluster.id, ClusterStatus.DELETING)
+        assert not steps.transition(cluster.id, ClusterStatus.READY)  # deleting -/-> ready
     assert tasks.cluster_apply.apply(args=(str(cluster.id),)).get() == "skipped"
-    assert clusters.transition(cluster.id, ClusterStatus.DELETED)
-    assert not clusters.transition(cluster.id, ClusterStatus.DELETING)
+    with tenant_scope(other_tenant.id):  # fails closed: another tenant's cluster is not moved
+        assert not steps.transition(cluster.id, ClusterStatus.DELETED)
+    with tenant_scope(pro.id):
+        assert steps.transition(cluster.id, ClusterStatus.DELETED)
+        assert not steps.transition(cluster.id, ClusterStatus.DELETING)
 
 
 def test_credentials_encrypted_at_rest_and_rotated(
@@ -312,7 +320,7 @@ def test_credentials_encrypted_at_rest_and_rotated(
         format="json",
     )
     cluster = _cluster(pro, "enc")
-    secret = clusters.credentials(cluster)["admin_password"]
+    secret = connections.credentials(cluster)["admin_password"]
     assert len(secret) >= 24 and secret not in cluster.credentials_encrypted
     from django.db import connection
 

@@ -10,8 +10,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from provisioning import services, shared_tier
 from provisioning.models import Index
+from provisioning.services import indexes
+from provisioning.storage import shared_tier
 from tenants.actors import Actor
 from tenants.models import Tenant
 from vectorplane import config
@@ -39,9 +40,9 @@ def _insert(conn: psycopg.Connection[Any], index: Index, tenant_id: str, rid: st
 
 @pytest.fixture
 def two_indexes(owner: Any, tenant: Tenant, other_tenant: Tenant) -> tuple[Index, Index]:
-    mine = services.index_create(actor=Actor(user=owner), tenant=tenant, name="docs", dimension=3)
+    mine = indexes.index_create(actor=Actor(user=owner), tenant=tenant, name="docs", dimension=3)
     evil_owner = other_tenant.memberships.model.objects.unscoped().get(tenant=other_tenant).user
-    theirs = services.index_create(
+    theirs = indexes.index_create(
         actor=Actor(user=evil_owner), tenant=other_tenant, name="docs", dimension=3
     )
     return mine, theirs
@@ -147,7 +148,7 @@ def test_delete_drops_the_table(
     two_indexes: tuple[Index, Index], owner: Any, tenant: Tenant
 ) -> None:
     mine, _ = two_indexes
-    services.index_delete(actor=Actor(user=owner), tenant=tenant, index=mine)
+    indexes.index_delete(actor=Actor(user=owner), tenant=tenant, index=mine)
     with shared_tier.connect() as conn:
         exists = conn.execute("SELECT to_regclass(%s)", (f"{mine.schema_name}.{mine.table_name}",))
         assert exists.fetchone() == (None,)

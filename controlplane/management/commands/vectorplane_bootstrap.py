@@ -3,6 +3,9 @@
 Run by `python -m vectorplane run` after migrations. Idempotent: later runs reuse the account
 and tenant, print the login again (its password is kept in the state folder, 0600), and do not
 show the key's secret again (it was shown once; mint another with `--new-key`).
+
+It lives in the project package (`controlplane`), not in `tenants`: it sets up the platform as a
+whole (a tenant and its first index), and the base app knows nothing of the apps built on it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from provisioning.models import Index
-from provisioning.services import index_create
+from provisioning.services.indexes import index_create
 from tenants.actors import Actor
 from tenants.models import ApiKey, Scope, Tenant
 from tenants.scoping import tenant_scope

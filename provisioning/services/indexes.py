@@ -1,96 +1,44 @@
-"""Index lifecycle. Shared-tier DDL runs synchronously (tens of milliseconds), so an index is
-ready when `index_create` returns; dedicated clusters (issue 4) will go through Celery."""
+"""Index lifecycle: create, configure, delete an index and its storage (a pgvector table in the
+shared tier or in a dedicated cluster's data database, or a Qdrant collection on a dedicated
+cluster).
+
+`index_create` works in two steps, and the tenant's row is locked only in the first: under the
+lock it checks the name and the quota and writes the row as `initializing`, and commits; then,
+outside any lock, it creates the storage (tens of milliseconds on the shared tier, a network
+call to a dedicated cluster) and marks the index `ready`. The storage is created within the
+request, so the index is `ready` when `index_create` returns; when it cannot be created, the
+row is deleted and the error answered, as if the index had never been asked for.
+
+Imports: `validation`, `connections` and `storage` (below it), the models; tenants' public
+guards and plan checks.
+"""
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING, Any
+import logging
+from typing import Any
 
 import psycopg
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from controlplane.errors import ApplicationError, ConflictError
+from controlplane.errors import ApplicationError, ConflictError, NotFoundError
 from tenants.actors import Actor
 from tenants.models import Engine, Role, Tenant, Tier
+from tenants.plans import require_engine_allowed, require_tier_allowed
 from tenants.scoping import tenant_scope
 from tenants.selectors import tenant_effective_limits
-from tenants.services import _lock_tenant, _require_active, _require_role, audit_record
+from tenants.services import audit_record, tenant_guard, tenant_lock
 from vectorplane import pgerrors
-from vectorplane.contract import locations, names, storage
+from vectorplane.contract import storage
 from vectorplane.contract.limits import MAX_HALFVEC_DIMENSION, MAX_VECTOR_DIMENSION
 
-from . import shared_tier
-from .clusters import cluster_pg_url, cluster_qdrant_client
-from .models import ClusterStatus, Index, IndexStatus, Metric, VectorType
+from ..connections import cluster_pg_url, cluster_qdrant_client
+from ..models import Cluster, ClusterStatus, Index, IndexStatus, Metric, VectorType
+from ..storage import shared_tier
+from ..validation import MAX_TAGS, check_location, check_name, check_tags
 
-if TYPE_CHECKING:
-    from .models import Cluster
-
-
-
-def check_name(name: str, what: str) -> None:
-    """Index and cluster names: 1-45 lowercase letters, digits and inner hyphens (DNS-safe,
-    so they fit host names and Kubernetes labels). Raises `invalid_<what>_name`."""
-    if not names.is_name(name):
-        raise ApplicationError(
-            f"invalid_{what}_name",
-            f"A {what} name is 1-45 lowercase letters, digits and inner hyphens.",
-            details={"name": name},
-        )
-
-
-MAX_TAGS = 20
-MAX_TAG_KEY_LENGTH = 80
-MAX_TAG_VALUE_LENGTH = 120
-TAG_KEY_PATTERN = r"^[A-Za-z0-9_-]{1,80}$"
-_TAG_KEY = re.compile(r"[A-Za-z0-9_-]{1,80}")
-
-
-def check_tags(tags: object, *, allow_empty_values: bool) -> dict[str, str]:
-    """An index's tags (Pinecone's rules): at most 20, keys 1-80 letters, digits, `_` and
-    `-`, values strings of at most 120 characters without NUL (`""` removes a tag when
-    configuring). Raises `validation_error` naming the offending tag."""
-    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
-        raise ApplicationError(
-            "validation_error", "tags map strings to strings.", details={"field": "tags"}
-        )
-    if len(tags) > MAX_TAGS:
-        raise ApplicationError(
-            "validation_error", f"An index has at most {MAX_TAGS} tags.",
-            details={"field": "tags", "max": MAX_TAGS},
-        )  # fmt: skip
-    for key, value in tags.items():
-        if not isinstance(key, str) or not _TAG_KEY.fullmatch(key):
-            raise ApplicationError(
-                "validation_error",
-                f"A tag key is 1-{MAX_TAG_KEY_LENGTH} letters, digits, '_' and '-'.",
-                details={"field": "tags", "key": key if isinstance(key, str) else None},
-            )
-        if "\x00" in value or len(value) > MAX_TAG_VALUE_LENGTH or not (
-            value or allow_empty_values
-        ):
-            raise ApplicationError(
-                "validation_error",
-                f"A tag value is 1-{MAX_TAG_VALUE_LENGTH} characters without NUL.",
-                details={"field": "tags", "key": key},
-            )
-    return dict(tags)
-
-
-def check_location(cloud: object, region: object) -> tuple[str, str]:
-    """The index's cloud and region labels, the operator's defaults for those not given
-    (None). Raises `validation_error` naming the field."""
-    cloud = settings.VECTORPLANE_DEFAULT_CLOUD if cloud is None else cloud
-    region = settings.VECTORPLANE_DEFAULT_REGION if region is None else region
-    error = locations.cloud_error(cloud)
-    if error or not isinstance(cloud, str):
-        raise ApplicationError("validation_error", str(error), details={"field": "cloud"})
-    error = locations.region_error(region)
-    if error or not isinstance(region, str):
-        raise ApplicationError("validation_error", str(error), details={"field": "region"})
-    return cloud, region
+logger = logging.getLogger(__name__)
 
 
 def _label(index: Index) -> str:
@@ -131,8 +79,7 @@ def index_create(
     """`cloud` and `region` are Pinecone's labels (vectorplane/contract/locations.py), kept
     and answered back; when not given, the operator's defaults (VECTORPLANE_DEFAULT_CLOUD /
     _REGION)."""
-    _require_role(actor=actor, tenant=tenant, minimum=Role.MEMBER)
-    _require_active(tenant)
+    tenant_guard(actor=actor, tenant=tenant, minimum_role=Role.MEMBER)
     check_name(name, "index")
     tags = check_tags(tags or {}, allow_empty_values=False)
 
@@ -140,20 +87,8 @@ def index_create(
     if metric not in Metric.values:
         raise ApplicationError("validation_error", "Unknown metric.", details={"metric": metric})
     limits = tenant_effective_limits(tenant=tenant).limits
-    if tier not in limits["allowed_tiers"]:
-        raise ApplicationError(
-            "plan_limit",
-            f"Your plan does not include the {tier} tier.",
-            status=403,
-            details={"tier": tier, "allowed_tiers": limits["allowed_tiers"]},
-        )
-    if engine not in limits["allowed_engines"]:
-        raise ApplicationError(
-            "plan_limit",
-            f"Your plan does not include the {engine} engine.",
-            status=403,
-            details={"engine": engine, "allowed_engines": limits["allowed_engines"]},
-        )
+    require_tier_allowed(limits=limits, tier=tier)
+    require_engine_allowed(limits=limits, engine=engine)
     if tier == Tier.SHARED and engine != Engine.PGVECTOR:
         raise ApplicationError(
             "unsupported_combination",
@@ -196,7 +131,7 @@ def index_create(
         vector_type_for(dimension) if engine == Engine.PGVECTOR else VectorType.VECTOR
     )
     with transaction.atomic(), tenant_scope(tenant.id):
-        _lock_tenant(tenant)
+        tenant_lock(tenant)
         live = Index.objects.exclude(status=IndexStatus.DELETED)
         if live.filter(name=name).exists():
             raise ConflictError(
@@ -229,38 +164,82 @@ def index_create(
         )
         index.cluster = cluster
         if engine == Engine.QDRANT:
-
             index.schema_name = ""
             index.table_name = storage.collection_name(index.id)
         else:
             index.schema_name = storage.schema_name(tenant.id)
             index.table_name = storage.table_name(index.id)
         index.save()
-        # The data database is another database: its DDL commits first. Should the control
-        # plane's commit then fail, the table is orphaned but harmless (IF NOT EXISTS on retry).
+    # Committed (when no outer transaction holds it open): the row is `initializing`, so the
+    # gateway does not route it (it loads `ready` indexes only), the name and the quota slot are
+    # taken, and the tenant's row is unlocked. The storage lives in another database (the
+    # shared tier's or the cluster's PostgreSQL) or on a Qdrant cluster: it is created now,
+    # outside any lock, so a slow or unreachable server never holds up the tenant's other
+    # writes. Should it fail, the row goes and the error is answered (503 for an outage).
+    try:
         _create_storage(index, vector_type)
-        index.status = IndexStatus.READY
-        index.save(update_fields=["status", "updated_at"])
-        audit_record(
-            actor=actor,
-            action="index.created",
-            tenant=tenant,
-            target_type="index",
-            target_id=index.id,
-            target_label=_label(index),
-            details={
-                "dimension": dimension,
-                "metric": metric,
-                "vector_type": vector_type,
-                "engine": engine,
-                "tier": tier,
-                "text_field": text_field,
-                "cluster": cluster.name if cluster else None,
-                "cloud": cloud,
-                "region": region,
-            },
+    except BaseException:
+        _discard(index)
+        raise
+    return _index_ready(
+        actor=actor,
+        tenant=tenant,
+        index=index,
+        details={
+            "dimension": dimension,
+            "metric": metric,
+            "vector_type": vector_type,
+            "engine": engine,
+            "tier": tier,
+            "text_field": text_field,
+            "cluster": cluster.name if cluster else None,
+            "cloud": cloud,
+            "region": region,
+        },
+    )
+
+
+def _discard(index: Index) -> None:
+    """Delete the `initializing` row of an index whose storage could not be created (its name
+    and quota slot are free again). A failure here is logged, never raised: the caller
+    answers the storage's error."""
+    try:
+        with tenant_scope(index.tenant_id):
+            Index.objects.filter(pk=index.pk, status=IndexStatus.INITIALIZING).delete()
+    except Exception:
+        logger.exception("index %s: could not delete the row of the failed creation", index.id)
+
+
+def _index_ready(*, actor: Actor, tenant: Tenant, index: Index, details: dict[str, Any]) -> Index:
+    """The second step of `index_create`, once the storage exists: mark the index `ready` and
+    audit its creation. An index deleted meanwhile (`index_delete` of the `initializing` row)
+    stays deleted: its storage, just made, is dropped again and the creation answers 404."""
+    with transaction.atomic(), tenant_scope(tenant.id):
+        status = (
+            Index.objects.select_for_update()
+            .filter(pk=index.pk)
+            .values_list("status", flat=True)
+            .first()
         )
-    return index
+        if status == IndexStatus.INITIALIZING:
+            index.status = IndexStatus.READY
+            index.save(update_fields=["status", "updated_at"])
+            audit_record(
+                actor=actor,
+                action="index.created",
+                tenant=tenant,
+                target_type="index",
+                target_id=index.id,
+                target_label=_label(index),
+                details=details,
+            )
+            return index
+    try:
+        _drop_storage(index)
+    except Exception:  # the cluster may be going too; nothing here may hide the 404
+        logger.warning("index %s: deleted while created; dropping its storage failed",
+                       index.id, exc_info=True)  # fmt: skip
+    raise NotFoundError("index", details={"index": index.name})
 
 
 def index_configure(
@@ -272,8 +251,7 @@ def index_configure(
     deletion_protection: bool | None = None,
     tags: dict[str, Any] | None = None,
 ) -> Index:
-    _require_role(actor=actor, tenant=tenant, minimum=Role.MEMBER)
-    _require_active(tenant)
+    tenant_guard(actor=actor, tenant=tenant, minimum_role=Role.MEMBER)
     changes: dict[str, Any] = {}
     with transaction.atomic(), tenant_scope(tenant.id):
         index = Index.objects.select_for_update().get(pk=index.pk)
@@ -313,7 +291,7 @@ def index_configure(
 
 
 def index_delete(*, actor: Actor, tenant: Tenant, index: Index) -> Index:
-    _require_role(actor=actor, tenant=tenant, minimum=Role.MEMBER)
+    tenant_guard(actor=actor, tenant=tenant, minimum_role=Role.MEMBER, require_active=False)
     if index.deletion_protection:
         raise ApplicationError(
             "deletion_protected",
@@ -391,7 +369,9 @@ def _drop_storage(index: Index) -> None:
 
 
 def _qdrant_storage(index: Index, *, create: bool) -> None:
-    from . import qdrant_tier
+    # Imported here, not at the top: qdrant-client takes ~1 s to import, paid on a process's
+    # first Qdrant index only (the web server imports it at start: controlplane/wsgi.py).
+    from ..storage import qdrant_tier
 
     if index.cluster is None:  # a Qdrant index always has a cluster (index_create checks)
         raise ApplicationError("unsupported_combination", "A Qdrant index needs a cluster.")

@@ -2,7 +2,7 @@
 
 One collection per index, `i_<index id hex>`, holding every namespace of the index (the `_ns`
 payload field, indexed as the tenant field). Points carry the payload layout described in
-gateway/qdrant_filters.py and docs/qdrant-engine.md:
+gateway/backends/qdrant_filters.py and docs/qdrant-engine.md:
 
 - a named dense vector `dense` (size = the index's dimension; cosine / euclidean / dotproduct
   become Cosine / Euclid / Dot; HNSW m and ef_construct from the index);

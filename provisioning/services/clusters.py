@@ -1,47 +1,38 @@
-"""Dedicated clusters: lifecycle services (called by the API and the admin) and the steps the
-Celery tasks run (`provisioning.tasks`).
+"""Dedicated clusters: the lifecycle services (called by the API and the admin). Each checks
+the caller and the plan, writes the row (the desired state) with its audit event, and queues
+the Celery task that does the work once the row commits (`provisioning.tasks`, which runs the
+steps of `provisioning.steps`).
 
-The row is the desired state (engine, size, replicas, `generation`); tasks move `status` through
-`CLUSTER_TRANSITIONS` with compare-and-set updates and hold a PostgreSQL advisory lock per
-cluster while they work, so two workers never provision the same cluster at once and a worker
-killed mid-task releases it with its connection. Everything a task does is idempotent, so the
-reconcile task may simply run it again.
+Imports: the tasks (to queue them), `validation`, the models; tenants' public guards.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import secrets
 import uuid
-from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from kombu.exceptions import KombuError
 
 from controlplane.errors import ApplicationError, ConflictError
 from tenants.actors import Actor
 from tenants.models import Engine, Role, Tenant, Tier
+from tenants.plans import require_engine_allowed
 from tenants.scoping import tenant_scope
 from tenants.selectors import tenant_effective_limits
-from tenants.services import _lock_tenant, _require_active, _require_role, audit_record
+from tenants.services import audit_record, tenant_guard, tenant_lock
 from vectorplane import config, crypto
 
-from .drivers.base import ClusterSpec, Observed, Size
-from .models import (
-    CLUSTER_SIZES,
-    CLUSTER_TRANSITIONS,
-    Cluster,
-    ClusterStatus,
-    Index,
-    IndexStatus,
-)
+from .. import tasks
+from ..models import CLUSTER_SIZES, Cluster, ClusterStatus, Index, IndexStatus
+from ..validation import check_name
 
 logger = logging.getLogger(__name__)
 
-CLUSTER_NAME_MAX = 45
+TaskName = Literal["cluster_apply", "cluster_destroy"]
 
 
 def _generate_credentials(engine: str) -> dict[str, str]:
@@ -53,23 +44,6 @@ def _generate_credentials(engine: str) -> dict[str, str]:
             "gateway_password": secrets.token_urlsafe(24),
         }
     return {"api_key": secrets.token_urlsafe(32)}
-
-
-def credentials(cluster: Cluster) -> dict[str, str]:
-    return {k: str(v) for k, v in crypto.decrypt_json(cluster.credentials_encrypted).items()}
-
-
-def spec_for(cluster: Cluster) -> ClusterSpec:
-    size = CLUSTER_SIZES[cluster.size]
-    return ClusterSpec(
-        cluster_id=cluster.id.hex,
-        tenant_id=cluster.tenant_id.hex,
-        tenant_slug=cluster.tenant.slug,
-        engine=cluster.engine,  # type: ignore[arg-type]
-        size=Size(size.slug, size.cpu, size.memory, size.storage, cluster.replicas),
-        credentials=credentials(cluster),
-        stack_name=cluster.stack_name,
-    )
 
 
 def _public(cluster: Cluster) -> dict[str, Any]:
@@ -86,13 +60,7 @@ def _check_plan(tenant: Tenant, *, engine: str, size: str, replicas: int) -> dic
             status=403,
             details={"plan": plan.slug},
         )
-    if engine not in limits["allowed_engines"]:
-        raise ApplicationError(
-            "plan_limit",
-            f"Your plan does not include the {engine} engine.",
-            status=403,
-            details={"engine": engine, "allowed_engines": limits["allowed_engines"]},
-        )
+    require_engine_allowed(limits=limits, engine=engine)
     if size not in CLUSTER_SIZES:
         raise ApplicationError(
             "validation_error",
@@ -122,13 +90,11 @@ def _check_plan(tenant: Tenant, *, engine: str, size: str, replicas: int) -> dic
     return limits
 
 
-def _enqueue(task_name: str, cluster_id: uuid.UUID) -> None:
+def _enqueue(task_name: TaskName, cluster_id: uuid.UUID) -> None:
     """Queue the task once the row commits. The row is the truth: if the broker cannot take
     the message (down, unreachable), the change is still acknowledged — `clusters_reconcile`
     (beat) finds the cluster in its pending/updating/deleting state and runs the task — so the
     request answers as usual instead of a 500 for a change that was made."""
-    from . import tasks
-
     task = getattr(tasks, task_name)
 
     def send() -> None:
@@ -143,9 +109,6 @@ def _enqueue(task_name: str, cluster_id: uuid.UUID) -> None:
     transaction.on_commit(send)
 
 
-# --------------------------------------------------------------------------- services
-
-
 def cluster_create(
     *,
     actor: Actor,
@@ -155,15 +118,12 @@ def cluster_create(
     size: str,
     replicas: int = 1,
 ) -> Cluster:
-    from .services import check_name
-
-    _require_role(actor=actor, tenant=tenant, minimum=Role.ADMIN)
-    _require_active(tenant)
+    tenant_guard(actor=actor, tenant=tenant, minimum_role=Role.ADMIN)
     check_name(name, "cluster")
     if engine not in Engine.values:
         raise ApplicationError("validation_error", "Unknown engine.", details={"engine": engine})
     with transaction.atomic(), tenant_scope(tenant.id):
-        tenant = _lock_tenant(tenant)
+        tenant = tenant_lock(tenant)
         _check_plan(tenant, engine=engine, size=size, replicas=replicas)
         live = Cluster.objects.exclude(status=ClusterStatus.DELETED)
         if live.filter(name=name).exists():
@@ -204,10 +164,8 @@ def cluster_create(
 def cluster_resize(
     *, actor: Actor, tenant: Tenant, cluster: Cluster, size: str | None, replicas: int | None
 ) -> Cluster:
-    _require_role(actor=actor, tenant=tenant, minimum=Role.ADMIN)
-    _require_active(tenant)
     with transaction.atomic(), tenant_scope(tenant.id):
-        tenant = _lock_tenant(tenant)
+        tenant = tenant_guard(actor=actor, tenant=tenant, minimum_role=Role.ADMIN, lock=True)
         cluster = Cluster.objects.select_for_update().get(pk=cluster.pk)
         if cluster.status in (ClusterStatus.DELETING, ClusterStatus.DELETED):
             raise ConflictError(
@@ -242,7 +200,7 @@ def cluster_resize(
 
 
 def cluster_delete(*, actor: Actor, tenant: Tenant, cluster: Cluster) -> Cluster:
-    _require_role(actor=actor, tenant=tenant, minimum=Role.ADMIN)
+    tenant_guard(actor=actor, tenant=tenant, minimum_role=Role.ADMIN, require_active=False)
     with transaction.atomic(), tenant_scope(tenant.id):
         cluster = Cluster.objects.select_for_update().get(pk=cluster.pk)
         if cluster.status in (ClusterStatus.DELETING, ClusterStatus.DELETED):
@@ -278,9 +236,9 @@ def cluster_delete(*, actor: Actor, tenant: Tenant, cluster: Cluster) -> Cluster
 
 
 def cluster_retry(*, actor: Actor, cluster: Cluster) -> Cluster:
-    """Operator action: run a failed cluster's last step again."""
-    with transaction.atomic():
-        cluster = Cluster.objects.unscoped().select_for_update().get(pk=cluster.pk)
+    """Operator action (the admin): run a failed cluster's last step again."""
+    with transaction.atomic(), tenant_scope(cluster.tenant_id):
+        cluster = Cluster.objects.select_for_update().get(pk=cluster.pk)
         if cluster.status != ClusterStatus.FAILED:
             return cluster
         cluster.attempts = 0
@@ -295,138 +253,3 @@ def cluster_retry(*, actor: Actor, cluster: Cluster) -> Cluster:
         )
         _enqueue("cluster_apply", cluster.id)
     return cluster
-
-
-# --------------------------------------------------------------------------- task steps
-
-
-def transition(cluster_id: uuid.UUID, to: str, *, expect: tuple[str, ...] | None = None,
-               **fields: Any) -> bool:  # fmt: skip
-    """Compare-and-set: move the cluster to `to` if its status is one that may (and in
-    `expect`, if given). Returns whether this call moved it."""
-    allowed = [s for s, targets in CLUSTER_TRANSITIONS.items() if to in targets]
-    if expect is not None:
-        allowed = [s for s in allowed if s in expect]
-    updated = (
-        Cluster.objects.unscoped()
-        .filter(pk=cluster_id, status__in=allowed)
-        .update(status=to, updated_at=timezone.now(), **fields)
-    )
-    return updated == 1
-
-
-@contextlib.contextmanager
-def cluster_lock(cluster_id: uuid.UUID) -> Iterator[bool]:
-    """A session-level advisory lock on the cluster (released if the worker dies: the
-    connection closes). Yields whether it was taken; never blocks."""
-    key = int.from_bytes(cluster_id.bytes[:8], "big", signed=True)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [4242, key & 0x7FFFFFFF])
-        taken = bool(cursor.fetchone()[0])
-    try:
-        yield taken
-    finally:
-        if taken:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [4242, key & 0x7FFFFFFF])
-
-
-def bootstrap(cluster: Cluster, observed: Observed) -> None:
-    """What the engine needs before the data plane may use it, whatever the driver: for
-    pgvector, the shared tier's layout in the cluster's data database (the stats table with its
-    policy and the gateway's grants; the local driver has done it already, a Kubernetes
-    cluster's image only creates the roles). Idempotent. Raises TransientError when the server
-    does not answer yet."""
-    if cluster.engine != Engine.PGVECTOR or observed.endpoint is None:
-        return
-    import psycopg
-
-    from . import shared_tier
-    from .drivers.base import TransientError
-
-    endpoint = observed.endpoint
-    creds = credentials(cluster)
-    try:
-        with psycopg.connect(
-            host=endpoint.host,
-            port=endpoint.port,
-            dbname=endpoint.database or config.EMBEDDED_DATA_DB_NAME,
-            user=creds["admin_user"],
-            password=creds["admin_password"],
-            connect_timeout=10,
-        ) as conn:
-            shared_tier.ensure_base(conn)
-            conn.commit()
-    except psycopg.OperationalError as exc:
-        raise TransientError(f"the cluster's PostgreSQL does not answer: {exc}") from exc
-
-
-def record_ready(cluster: Cluster, observed: Observed, generation: int) -> None:
-    endpoint = observed.endpoint.as_dict() if observed.endpoint else {}
-    moved = transition(
-        cluster.id,
-        ClusterStatus.READY,
-        expect=(ClusterStatus.PROVISIONING, ClusterStatus.UPDATING),
-        endpoint=endpoint,
-        observed_generation=generation,
-        status_message="",
-        attempts=0,
-        ready_at=cluster.ready_at or timezone.now(),
-    )
-    if not moved:
-        logger.info("cluster %s left provisioning while applied; not marking ready", cluster.id)
-
-
-def record_failure(cluster: Cluster, message: str) -> None:
-    transition(
-        cluster.id,
-        ClusterStatus.FAILED,
-        expect=(ClusterStatus.PENDING, ClusterStatus.PROVISIONING, ClusterStatus.UPDATING),
-        status_message=message[:1000],
-    )
-
-
-# --------------------------------------------------------------------------- connections
-
-
-def _pg_url(cluster: Cluster, user: str, password: str) -> str:
-    from urllib.parse import quote
-
-    endpoint = cluster.endpoint
-    return (
-        f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{endpoint['host']}:"
-        f"{endpoint['port']}/{endpoint.get('database') or config.EMBEDDED_DATA_DB_NAME}"
-    )
-
-
-def cluster_pg_url(cluster: Cluster) -> str:
-    """The owner's URL of a pgvector cluster's data database (DDL; control plane only)."""
-    creds = credentials(cluster)
-    return _pg_url(cluster, creds["admin_user"], creds["admin_password"])
-
-
-def cluster_gateway_url(cluster: Cluster) -> str:
-    creds = credentials(cluster)
-    return _pg_url(cluster, creds["gateway_user"], creds["gateway_password"])
-
-
-@contextlib.contextmanager
-def cluster_qdrant_client(cluster: Cluster) -> Iterator[Any]:
-    import warnings
-
-    from qdrant_client import QdrantClient
-
-    with warnings.catch_warnings():
-        # Local clusters answer on loopback over plain HTTP; the client warns about the key.
-        warnings.filterwarnings("ignore", message="Api key is used with an insecure connection")
-        client = QdrantClient(
-            url=cluster.endpoint["url"],
-            api_key=credentials(cluster)["api_key"],
-            prefer_grpc=False,
-            timeout=30,
-            check_compatibility=False,
-        )
-    try:
-        yield client
-    finally:
-        client.close()

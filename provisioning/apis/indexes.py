@@ -16,8 +16,9 @@ from controlplane.api.views import TenantAPIView
 from tenants.models import Engine, Role, Tier
 from vectorplane.contract import locations, names
 
-from . import selectors, services
-from .models import Index, Metric
+from .. import selectors, validation
+from ..models import Index, Metric
+from ..services import indexes as index_services
 
 INDEX_ERRORS = errors(400, 401, 403, 404)
 
@@ -60,17 +61,17 @@ class IndexOutput(serializers.Serializer[Any]):
 @extend_schema_field(
     {
         "type": "object",
-        "maxProperties": services.MAX_TAGS,
-        "propertyNames": {"type": "string", "pattern": services.TAG_KEY_PATTERN,
-                          "maxLength": services.MAX_TAG_KEY_LENGTH},
-        "additionalProperties": {"type": "string", "maxLength": services.MAX_TAG_VALUE_LENGTH,
+        "maxProperties": validation.MAX_TAGS,
+        "propertyNames": {"type": "string", "pattern": validation.TAG_KEY_PATTERN,
+                          "maxLength": validation.MAX_TAG_KEY_LENGTH},
+        "additionalProperties": {"type": "string", "maxLength": validation.MAX_TAG_VALUE_LENGTH,
                                  "pattern": "^[^\\x00]*$"},
         "description": "Tags (Pinecone's rules): at most 20; keys 1-80 letters, digits, `_` and "
         "`-`; values at most 120 characters. On configure an empty value removes the tag.",
     }
 )  # fmt: skip
 class TagsField(serializers.DictField):
-    """An index's tags: validated by `services.check_tags`, for both APIs."""
+    """An index's tags: validated by `validation.check_tags`, for both APIs."""
 
     child = serializers.CharField(allow_blank=True, trim_whitespace=False)
 
@@ -148,7 +149,7 @@ class IndexListApi(TenantAPIView):
         values = dict(data.validated_data)
         cluster_name = values.pop("cluster", None)
         cluster = selectors.cluster_get(name=cluster_name) if cluster_name else None
-        index = services.index_create(
+        index = index_services.index_create(
             actor=self.actor(), tenant=self.tenant, cluster=cluster, **values
         )
         body = IndexOutput(index, context={"tenant_slug": self.tenant.slug}).data
@@ -179,7 +180,7 @@ class IndexDetailApi(TenantAPIView):
     def patch(self, request: Request, tenant_slug: str, index_name: str) -> Response:
         data = IndexConfigureInput(data=request.data)
         data.is_valid(raise_exception=True)
-        index = services.index_configure(
+        index = index_services.index_configure(
             actor=self.actor(),
             tenant=self.tenant,
             index=selectors.index_get(name=index_name),
@@ -195,7 +196,7 @@ class IndexDetailApi(TenantAPIView):
         responses={204: None, **INDEX_ERRORS},
     )
     def delete(self, request: Request, tenant_slug: str, index_name: str) -> Response:
-        services.index_delete(
+        index_services.index_delete(
             actor=self.actor(), tenant=self.tenant, index=selectors.index_get(name=index_name)
         )
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -16,8 +16,9 @@ from controlplane.api.views import TenantAPIView
 from tenants.models import Engine, Role
 from vectorplane.contract import names
 
-from . import clusters, selectors
-from .models import CLUSTER_SIZES, Cluster, ClusterDriver, ClusterStatus
+from .. import selectors
+from ..models import CLUSTER_SIZES, Cluster, ClusterDriver, ClusterStatus
+from ..services import clusters as cluster_services
 
 CLUSTER_ERRORS = errors(400, 401, 403, 404)
 
@@ -99,7 +100,7 @@ class ClusterListApi(TenantAPIView):
     def post(self, request: Request, tenant_slug: str) -> Response:
         data = ClusterCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        cluster = clusters.cluster_create(
+        cluster = cluster_services.cluster_create(
             actor=self.actor(), tenant=self.tenant, **data.validated_data
         )
         return Response(ClusterOutput(cluster).data, status=status.HTTP_202_ACCEPTED)
@@ -128,7 +129,7 @@ class ClusterDetailApi(TenantAPIView):
     def patch(self, request: Request, tenant_slug: str, cluster_name: str) -> Response:
         data = ClusterResizeInput(data=request.data)
         data.is_valid(raise_exception=True)
-        cluster = clusters.cluster_resize(
+        cluster = cluster_services.cluster_resize(
             actor=self.actor(),
             tenant=self.tenant,
             cluster=selectors.cluster_get(name=cluster_name),
@@ -146,7 +147,7 @@ class ClusterDetailApi(TenantAPIView):
         responses={202: ClusterOutput, **CLUSTER_ERRORS},
     )
     def delete(self, request: Request, tenant_slug: str, cluster_name: str) -> Response:
-        cluster = clusters.cluster_delete(
+        cluster = cluster_services.cluster_delete(
             actor=self.actor(), tenant=self.tenant, cluster=selectors.cluster_get(name=cluster_name)
         )
         return Response(ClusterOutput(cluster).data, status=status.HTTP_202_ACCEPTED)

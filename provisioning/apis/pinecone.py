@@ -35,8 +35,9 @@ from tenants.models import ApiKey, Scope, TenantStatus
 from tenants.scoping import enter_tenant_scope, exit_tenant_scope
 from vectorplane.contract import locations, names
 
-from . import selectors, services
-from .models import Index, IndexStatus, Metric
+from .. import selectors, validation
+from ..models import Index, IndexStatus, Metric
+from ..services import indexes as index_services
 
 MAX_DIMENSION = 65_536  # our API's bound too (IndexCreateInput); the plan decides below it
 
@@ -101,10 +102,10 @@ _REGION_SCHEMA = {"type": ["string", "null"], "pattern": locations.REGION_PATTER
 _PROTECTION_SCHEMA = {"type": ["string", "null"], "enum": ["enabled", "disabled", None]}
 _TAGS_SCHEMA = {
     "type": ["object", "null"],
-    "maxProperties": services.MAX_TAGS,
-    "propertyNames": {"type": "string", "pattern": services.TAG_KEY_PATTERN,
-                      "maxLength": services.MAX_TAG_KEY_LENGTH},
-    "additionalProperties": {"type": "string", "maxLength": services.MAX_TAG_VALUE_LENGTH,
+    "maxProperties": validation.MAX_TAGS,
+    "propertyNames": {"type": "string", "pattern": validation.TAG_KEY_PATTERN,
+                      "maxLength": validation.MAX_TAG_KEY_LENGTH},
+    "additionalProperties": {"type": "string", "maxLength": validation.MAX_TAG_VALUE_LENGTH,
                              "pattern": "^[^\\x00]*$"},
     "description": "At most 20; keys 1-80 letters, digits, `_` and `-`; values at most 120 "
     "characters (on configure, an empty value removes the tag).",
@@ -357,7 +358,7 @@ def _parse_create(body: Any) -> dict[str, Any]:
         "dimension": dimension,
         "metric": metric,
         "deletion_protection": protection == "enabled",
-        "tags": body.get("tags") or {},  # checked by services.check_tags, as for our API
+        "tags": body.get("tags") or {},  # checked by validation.check_tags, as for our API
         "cluster_name": cluster_name,
         "cloud": cloud,
         "region": region,
@@ -398,7 +399,7 @@ def _parse_configure(body: Any) -> dict[str, Any]:
         _choice(protection, "deletion_protection", ("enabled", "disabled"), "disabled")
     return {
         "deletion_protection": None if protection is None else protection == "enabled",
-        "tags": body.get("tags"),  # checked by services.check_tags
+        "tags": body.get("tags"),  # checked by validation.check_tags
     }
 
 
@@ -465,7 +466,7 @@ class PineconeIndexListApi(_PineconeView):
         if cluster_name is not None:
             cluster = selectors.cluster_get(name=cluster_name)
             args.update(tier="dedicated", engine=cluster.engine, cluster=cluster)
-        index = services.index_create(actor=self.actor(), tenant=self.tenant, **args)
+        index = index_services.index_create(actor=self.actor(), tenant=self.tenant, **args)
         return Response(
             pinecone_index(index, tenant_slug=self.tenant.slug), status=status.HTTP_201_CREATED
         )
@@ -497,7 +498,7 @@ class PineconeIndexDetailApi(_PineconeView):
     )
     def patch(self, request: Request, index_name: str) -> Response:
         args = _parse_configure(request.data)
-        index = services.index_configure(
+        index = index_services.index_configure(
             actor=self.actor(),
             tenant=self.tenant,
             index=self._index(index_name),
@@ -512,5 +513,7 @@ class PineconeIndexDetailApi(_PineconeView):
         responses={202: None, **PINECONE_ERRORS},
     )
     def delete(self, request: Request, index_name: str) -> Response:
-        services.index_delete(actor=self.actor(), tenant=self.tenant, index=self._index(index_name))
+        index_services.index_delete(
+            actor=self.actor(), tenant=self.tenant, index=self._index(index_name)
+        )
         return Response(status=status.HTTP_202_ACCEPTED)
