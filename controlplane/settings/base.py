@@ -49,7 +49,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "controlplane.middleware.StrictQueryStringMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "controlplane.console.WhiteNoiseWithConsole",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -98,6 +98,11 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = not config.is_production()
+WHITENOISE_IMMUTABLE_FILE_TEST = "controlplane.console.immutable_file_test"
+# The web console's build (controlplane/console.py), served at /console/.
+VECTORPLANE_CONSOLE_DIR = config.env_str(
+    "VECTORPLANE_CONSOLE_DIR", str(BASE_DIR / "frontend" / "dist")
+)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
