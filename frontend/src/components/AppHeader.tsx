@@ -1,0 +1,52 @@
+import { useState } from "react";
+import { Link, useNavigate } from "react-router";
+import type { ApiError } from "../api/errors";
+import type { Tenant } from "../api/types";
+import { useAuth } from "../auth";
+import { asApiError } from "../lib/useAsync";
+import { ErrorMessage } from "./ErrorMessage";
+
+export function AppHeader({ tenants, current }: { tenants?: readonly Tenant[]; current?: string }) {
+  const auth = useAuth();
+  const navigate = useNavigate();
+  const [error, setError] = useState<ApiError | undefined>();
+
+  async function signOut() {
+    try {
+      await auth.signOut();
+      navigate("/sign-in", { replace: true });
+    } catch (cause) {
+      setError(asApiError(cause));
+    }
+  }
+
+  return (
+    <header className="app-header">
+      <Link to="/" className="brand">
+        Vectorplane
+      </Link>
+      {tenants && current ? (
+        <div className="tenant-switcher">
+          <label htmlFor="tenant-switcher">Tenant</label>
+          <select id="tenant-switcher" value={current} onChange={(e) => navigate(`/t/${e.target.value}`)}>
+            {tenants.map((t) => (
+              <option key={t.slug} value={t.slug}>
+                {t.name} ({t.slug})
+              </option>
+            ))}
+          </select>
+          <Link to="/new-tenant" className="small-link">
+            New tenant
+          </Link>
+        </div>
+      ) : null}
+      <div className="user">
+        {auth.user ? <span className="user-email">{auth.user.email}</span> : null}
+        <button type="button" onClick={signOut}>
+          Sign out
+        </button>
+      </div>
+      <ErrorMessage error={error} />
+    </header>
+  );
+}
