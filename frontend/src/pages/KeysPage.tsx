@@ -126,8 +126,8 @@ function RevokeButton({ slug, apiKey, onRevoked }: { slug: string; apiKey: ApiKe
     }
   }
   return (
-    <button type="button" className="danger-link" onClick={revoke} disabled={busy}>
-      Revoke<span className="visually-hidden"> {apiKey.name}</span>
+    <button type="button" className="danger-link" onClick={revoke} disabled={busy} aria-label={`Revoke ${apiKey.name}`}>
+      Revoke
     </button>
   );
 }

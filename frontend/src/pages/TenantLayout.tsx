@@ -61,7 +61,7 @@ export function TenantLayout() {
   return (
     <div className="shell">
       <AppHeader tenants={tenants} current={tenant.slug} />
-      <nav aria-label="Tenant" className="tenant-nav">
+      <nav aria-label="Console sections" className="tenant-nav">
         <ul>
           {links.map((link) => (
             <li key={link.to}>
