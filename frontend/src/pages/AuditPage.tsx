@@ -43,9 +43,9 @@ export function AuditPage() {
               {list.items.map((e) => (
                 <tr key={e.id}>
                   <td>{formatDate(e.created_at)}</td>
-                  <th scope="row">
+                  <td className="row-name">
                     <code>{e.action}</code>
-                  </th>
+                  </td>
                   <td>{e.actor.label}</td>
                   <td>
                     {e.target.type} {e.target.label}

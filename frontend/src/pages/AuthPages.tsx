@@ -61,7 +61,7 @@ function AuthForm({ mode }: { mode: Mode }) {
       <p>
         {mode === "sign-in" ? (
           <>
-            No account? <Link to="/sign-up">Create one</Link>
+            No account? <Link to="/sign-up">Sign up</Link>
           </>
         ) : (
           <>

@@ -203,7 +203,7 @@ export function IndexesPage() {
             <tbody>
               {list.items.map((index) => (
                 <tr key={index.id}>
-                  <th scope="row">{index.name}</th>
+                  <td className="row-name">{index.name}</td>
                   <td>{formatNumber(index.dimension)}</td>
                   <td>{index.metric}</td>
                   <td>

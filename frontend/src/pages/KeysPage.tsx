@@ -192,7 +192,7 @@ export function KeysPage() {
             <tbody>
               {list.items.map((key) => (
                 <tr key={key.id}>
-                  <th scope="row">{key.name}</th>
+                  <td className="row-name">{key.name}</td>
                   <td>
                     <code>{key.prefix}</code>
                   </td>

@@ -41,7 +41,7 @@ export function MembersPage() {
             <tbody>
               {list.items.map((m) => (
                 <tr key={m.user_id}>
-                  <th scope="row">{m.email}</th>
+                  <td className="row-name">{m.email}</td>
                   <td>{m.name || "—"}</td>
                   <td>{m.role}</td>
                   <td>{formatDate(m.created_at)}</td>

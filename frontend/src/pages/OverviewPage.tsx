@@ -197,7 +197,7 @@ export function OverviewPage() {
               <tbody>
                 {stored.map((s) => (
                   <tr key={s.index}>
-                    <th scope="row">{s.index}</th>
+                    <td className="row-name">{s.index}</td>
                     <td>{formatNumber(s.vectors)}</td>
                   </tr>
                 ))}
