@@ -72,7 +72,7 @@ export function TenantLayout() {
           ))}
         </ul>
       </nav>
-      <main className="content">
+      <main className="content" id="content" tabIndex={-1}>
         {tenant.status !== "active" ? (
           <p role="note" className="warning">
             This tenant is {tenant.status}

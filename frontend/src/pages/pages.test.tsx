@@ -209,3 +209,22 @@ describe("forms", () => {
     expect(screen.queryByLabelText("Secret")).not.toBeInTheDocument();
   });
 });
+
+describe("tenant switcher", () => {
+  it("keeps the section when switching tenants", async () => {
+    const { switchTo } = await import("../components/AppHeader");
+    expect(switchTo("/t/acme/keys", "acme", "globex")).toBe("/t/globex/keys");
+    expect(switchTo("/t/acme", "acme", "globex")).toBe("/t/globex");
+    expect(switchTo("/t/acme/indexes/docs", "acme", "globex")).toBe("/t/globex/indexes");
+  });
+
+  it("switches tenants with the Tenant select and remembers the choice", async () => {
+    const globex = { ...TENANT, slug: "globex", name: "Globex" };
+    tenantApi({ ...signedIn([TENANT, globex]), "GET /api/v1/tenants/globex/members": empty });
+    const { router } = renderApp("/t/acme/members");
+    const user = userEvent.setup();
+    await user.selectOptions(await screen.findByLabelText("Tenant"), "globex");
+    await waitFor(() => expect(router.state.location.pathname).toBe("/t/globex/members"));
+    await waitFor(() => expect(localStorage.getItem("vectorplane.lastTenant")).toBe("globex"));
+  });
+});
