@@ -17,7 +17,7 @@ SCHEMA := docs/openapi.yaml
 SPECTACULAR := manage.py spectacular --validate --fail-on-warn
 PYTEST_ARGS ?=
 
-.PHONY: venv run test test-fast frontend frontend-check browser lint typecheck schema-check schema pytest lock clean-state bench-deps
+.PHONY: venv run test test-fast frontend frontend-check browser screenshots lint typecheck schema-check schema pytest lock clean-state bench-deps
 
 # The venv is (re)installed only when the dependency files change.
 VENV_STAMP := $(VENV)/.vectorplane-installed
@@ -61,6 +61,10 @@ browser:
 
 run: venv frontend
 	$(PYTHON) -m vectorplane run
+
+# The console's screenshots in docs/console/ (docs/console.md), taken by its browser tests.
+screenshots: venv frontend browser
+	VECTORPLANE_CONSOLE_SCREENSHOTS=1 $(WITH_DB) $(VENV)/bin/pytest -q tests/console
 
 # Steps run one after another, even under `make -j`.
 test: venv

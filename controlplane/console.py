@@ -3,7 +3,7 @@ same origin as `/api/v1/`: it signs in with the session cookie and sends the CSR
 `csrftoken` cookie carries, as any other client of the management API does.
 
 - `/console/assets/...`: the bundle's files (`frontend/dist/assets/`, content-hashed names),
-  served by WhiteNoise with a year's immutable cache;
+  served by WhiteNoise with a year's immutable cache (settings: WHITENOISE_IMMUTABLE_FILE_TEST);
 - any other `/console/...` path: `frontend/dist/index.html` (client-side routing), never
   cached, and with the CSRF cookie set.
 
@@ -13,7 +13,6 @@ build, `/console/` answers 503 saying so.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +23,11 @@ from django.views.decorators.http import require_safe
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 ASSETS_PREFIX = "console/assets/"
-# Vite names every emitted asset `<name>-<8-character hash>.<ext>`.
-_HASHED = re.compile(r"-[A-Za-z0-9_-]{8}\.[a-z0-9]+$")
 
 
 def console_dir() -> Path:
     """Where the console's build lives (`frontend/dist/`)."""
     return Path(settings.VECTORPLANE_CONSOLE_DIR)
-
-
-def immutable_file_test(path: str, url: str) -> bool:
-    """WhiteNoise's test for files that never change under their URL: the console's hashed
-    assets (Django's own static files are not hashed here)."""
-    return url.startswith("/" + ASSETS_PREFIX) and _HASHED.search(url) is not None
 
 
 class WhiteNoiseWithConsole(WhiteNoiseMiddleware):  # type: ignore[misc]  # untyped base
