@@ -3,6 +3,7 @@ import { useAuth } from "./auth";
 import { AppHeader } from "./components/AppHeader";
 import { ErrorMessage } from "./components/ErrorMessage";
 import { Loading } from "./components/Loading";
+import { AcceptInvitationPage } from "./pages/AcceptInvitation";
 import { AuditPage } from "./pages/AuditPage";
 import { SignInPage, SignUpPage } from "./pages/AuthPages";
 import { Home, NewTenantPage } from "./pages/Home";
@@ -13,7 +14,7 @@ import { NotFound } from "./pages/NotFound";
 import { OverviewPage } from "./pages/OverviewPage";
 import { TenantLayout } from "./pages/TenantLayout";
 
-export const BASENAME = "/console";
+export { BASENAME } from "./lib/basename";
 
 /** Unauthenticated users are sent to sign in, and come back where they were going. */
 function RequireAuth() {
@@ -59,6 +60,7 @@ export const routes: RouteObject[] = [
     children: [
       { index: true, element: <Home /> },
       { path: "new-tenant", element: <NewTenantShell /> },
+      { path: "invitations/accept", element: <AcceptInvitationPage /> },
       {
         path: "t/:slug",
         element: <TenantLayout />,

@@ -13,3 +13,6 @@ export type StoredVectors = S["StoredVectorsOutput"];
 export type AuditEvent = S["AuditEventOutput"];
 export type Metric = S["MetricEnum"];
 export type Scope = S["ScopeEnum"];
+export type Invitation = S["InvitationOutput"];
+export type InvitationCreated = S["InvitationCreatedOutput"];
+export type Role = S["RoleEnum"];

@@ -43,7 +43,7 @@ export function AppHeader({ tenants, current }: { tenants?: readonly Tenant[]; c
           <select id="tenant-switcher" value={current} onChange={(e) => navigate(switchTo(location.pathname, current, e.target.value))}>
             {tenants.map((t) => (
               <option key={t.slug} value={t.slug}>
-                {t.name} ({t.slug})
+                {tenants.filter((o) => o.name === t.name).length > 1 ? `${t.name} (${t.slug})` : t.name}
               </option>
             ))}
           </select>

@@ -27,8 +27,9 @@ function AuthForm({ mode }: { mode: Mode }) {
     try {
       if (mode === "sign-in") await auth.signIn(email, password);
       else await auth.signUp(email, password);
-      // A new account has no tenant: "/" sends it to the create-tenant form.
-      navigate(mode === "sign-in" ? (from ?? "/") : "/", { replace: true });
+      // A new account has no tenant: "/" sends it to the create-tenant form (unless it came
+      // from an invitation link, which it goes back to).
+      navigate(from ?? "/", { replace: true });
     } catch (cause) {
       setError(asApiError(cause));
       setBusy(false);
@@ -61,11 +62,17 @@ function AuthForm({ mode }: { mode: Mode }) {
       <p>
         {mode === "sign-in" ? (
           <>
-            No account? <Link to="/sign-up">Sign up</Link>
+            No account?{" "}
+            <Link to="/sign-up" state={location.state}>
+              Sign up
+            </Link>
           </>
         ) : (
           <>
-            Have an account? <Link to="/sign-in">Sign in instead</Link>
+            Have an account?{" "}
+            <Link to="/sign-in" state={location.state}>
+              Sign in instead
+            </Link>
           </>
         )}
       </p>

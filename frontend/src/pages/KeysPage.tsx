@@ -3,6 +3,7 @@ import { api, call } from "../api/client";
 import { fieldErrors, type ApiError } from "../api/errors";
 import type { ApiKey, ApiKeyCreated, Scope } from "../api/types";
 import { ErrorMessage } from "../components/ErrorMessage";
+import { CopyField } from "../components/CopyField";
 import { TextField } from "../components/Field";
 import { Loading } from "../components/Loading";
 import { LoadMore } from "../components/LoadMore";
@@ -17,33 +18,12 @@ const SCOPES: readonly { scope: Scope; what: string }[] = [
   { scope: "admin", what: "manage the tenant through the management API" },
 ];
 
-async function copyText(text: string): Promise<boolean> {
-  try {
-    await navigator.clipboard.writeText(text);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function MintedSecret({ minted, onDone }: { minted: ApiKeyCreated; onDone: () => void }) {
-  const [copied, setCopied] = useState<"" | "yes" | "no">("");
   return (
     <section className="card secret" aria-labelledby="minted-heading">
       <h2 id="minted-heading">Key {minted.name} minted</h2>
       <p>Copy the secret now: it is shown only once and cannot be recovered.</p>
-      <div className="field">
-        <label htmlFor="minted-secret">Secret</label>
-        <div className="secret-row">
-          <input id="minted-secret" readOnly value={minted.key} onFocus={(e) => e.target.select()} spellCheck={false} />
-          <button type="button" onClick={async () => setCopied((await copyText(minted.key)) ? "yes" : "no")}>
-            Copy
-          </button>
-        </div>
-      </div>
-      <p role="status" aria-live="polite">
-        {copied === "yes" ? "Copied to the clipboard." : copied === "no" ? "The browser refused the clipboard: select the secret and copy it by hand." : ""}
-      </p>
+      <CopyField label="Secret" value={minted.key} />
       <button type="button" onClick={onDone}>
         Done, I stored it
       </button>

@@ -28,6 +28,7 @@ function tenantApi(extra: Record<string, () => unknown> = {}) {
     "GET /api/v1/tenants/acme/api-keys": empty,
     "GET /api/v1/tenants/acme/members": empty,
     "GET /api/v1/tenants/acme/audit-events": empty,
+    "GET /api/v1/tenants/acme/invitations": empty,
     "GET /api/v1/tenants/acme/usage": empty,
     "GET /api/v1/tenants/acme/usage/stored-vectors": () => ({ data: [] }),
     "GET /api/v1/tenants/acme/limits": () => LIMITS,
@@ -226,5 +227,48 @@ describe("tenant switcher", () => {
     await user.selectOptions(await screen.findByLabelText("Tenant"), "globex");
     await waitFor(() => expect(router.state.location.pathname).toBe("/t/globex/members"));
     await waitFor(() => expect(localStorage.getItem("vectorplane.lastTenant")).toBe("globex"));
+  });
+});
+
+describe("invitations", () => {
+  it("invites by e-mail with a role and shows the link once", async () => {
+    const { calls } = tenantApi({
+      "POST /api/v1/tenants/acme/invitations": () => ({
+        id: "1b8f8c1e-2c3d-4e5f-8a9b-0c1d2e3f4a5b",
+        email: "bob@example.com",
+        role: "viewer",
+        status: "pending",
+        invited_by: "ada@example.com",
+        created_at: "2026-01-01T00:00:00Z",
+        expires_at: "2026-01-08T00:00:00Z",
+        accepted_at: null,
+        revoked_at: null,
+        token: "inv_tok",
+      }),
+    });
+    renderApp("/t/acme/members");
+    const user = userEvent.setup();
+    await user.type(await screen.findByLabelText("Email"), "bob@example.com");
+    await user.selectOptions(screen.getByLabelText("Role"), "viewer");
+    await user.click(screen.getByRole("button", { name: "Invite" }));
+    expect(await screen.findByLabelText("Invitation link")).toHaveValue(`${window.location.origin}/console/invitations/accept?token=inv_tok`);
+    const post = calls.find((r) => r.method === "POST");
+    expect(await post?.clone().json()).toEqual({ email: "bob@example.com", role: "viewer" });
+  });
+
+  it("accepts an invitation and lands on its tenant", async () => {
+    tenantApi({ "POST /api/v1/invitations/accept": () => ({ tenant: "acme", role: "viewer" }) });
+    const { router } = renderApp("/invitations/accept?token=inv_tok");
+    const user = userEvent.setup();
+    await user.click(await screen.findByRole("button", { name: "Accept invitation" }));
+    await waitFor(() => expect(router.state.location.pathname).toBe("/t/acme"));
+  });
+
+  it("shows why an invitation cannot be accepted", async () => {
+    tenantApi({ "POST /api/v1/invitations/accept": () => apiError(404, "invitation_invalid", "This invitation is unknown, used, revoked or expired.") });
+    renderApp("/invitations/accept?token=old");
+    const user = userEvent.setup();
+    await user.click(await screen.findByRole("button", { name: "Accept invitation" }));
+    expect(await screen.findByRole("alert")).toHaveTextContent("invitation_invalid");
   });
 });
