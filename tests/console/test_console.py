@@ -14,6 +14,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -99,6 +100,7 @@ def test_a_new_user_goes_from_sign_up_to_a_query_and_revokes_the_key(
     create_tenant(page, tenant_name)
     slug = re.search(r"/console/t/([^/]+)", page.url)
     assert slug is not None, page.url
+    expect(page.get_by_role("heading", name=re.compile("^Plan"))).to_be_visible()
     shot(page, "overview")
 
     page.get_by_role("link", name="Indexes").click()
@@ -133,7 +135,7 @@ def test_a_new_user_goes_from_sign_up_to_a_query_and_revokes_the_key(
     shot(page, "indexes")
 
     page.get_by_role("link", name="API keys").click()
-    page.get_by_role("button", name="Revoke app").click()
+    page.get_by_role("button", name="Revoke app", exact=True).click()
     expect(page.get_by_role("row", name=re.compile(r"\bapp\b"))).to_contain_text(
         re.compile("revoked", re.I)
     )
@@ -203,3 +205,54 @@ def test_the_console_is_served_with_its_assets_and_csrf_cookie(
         assert client.get("/console", follow_redirects=False).status_code == 301
         assert client.post("/console/").status_code == 403  # CSRF, before any view
 
+
+
+AXE = Path(__file__).resolve().parents[2] / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def serious_violations(page: Page) -> list[dict[str, Any]]:
+    """axe-core's serious and critical findings on the page as it is (WCAG 2.1 A and AA)."""
+    page.add_script_tag(path=str(AXE))
+    found: list[dict[str, Any]] = page.evaluate(
+        """async () => {
+            const only = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
+            const r = await axe.run(document, {runOnly: only});
+            return r.violations
+                .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                .map(v => ({id: v.id, impact: v.impact,
+                            nodes: v.nodes.map(n => n.target.join(' '))}));
+        }"""
+    )
+    return found
+
+
+def test_the_main_pages_have_no_serious_accessibility_violations(
+    browser: Browser, control_plane_server: Server
+) -> None:
+    base = control_plane_server.url
+    results: dict[str, list[dict[str, Any]]] = {}
+    for width in (1280, 375):  # a desktop and a phone width
+        ctx = browser.new_context(viewport={"width": width, "height": 900})
+        try:
+            page = ctx.new_page()
+            page.goto(f"{base}/console/")
+            expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+            results[f"sign-in@{width}"] = serious_violations(page)
+            sign_up(page, base, f"{unique('axe')}@example.test")
+            create_tenant(page, unique("axecorp"))
+            expect(page.get_by_role("heading", name=re.compile("^Plan"))).to_be_visible()
+            results[f"overview@{width}"] = serious_violations(page)
+            for section, ready in (
+                ("Indexes", "Create index"),
+                ("API keys", "Mint key"),
+                ("Members", "Invite"),
+            ):
+                page.get_by_role("link", name=section).click()
+                expect(page.get_by_role("button", name=ready)).to_be_visible()
+                results[f"{section}@{width}"] = serious_violations(page)
+            page.get_by_role("link", name="Audit log").click()
+            expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
+            results[f"Audit log@{width}"] = serious_violations(page)
+        finally:
+            ctx.close()
+    assert {page: found for page, found in results.items() if found} == {}

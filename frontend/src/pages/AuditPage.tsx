@@ -27,7 +27,7 @@ export function AuditPage() {
         </section>
       ) : null}
       {list.items.length > 0 ? (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0} role="region" aria-label="Audit events">
           <table>
             <caption className="visually-hidden">Audit events</caption>
             <thead>

@@ -184,7 +184,7 @@ export function IndexesPage() {
         </section>
       ) : null}
       {list.items.length > 0 ? (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0} role="region" aria-label="Indexes">
           <table>
             <caption className="visually-hidden">Indexes of {tenant.name}</caption>
             <thead>

@@ -153,7 +153,7 @@ export function KeysPage() {
         </section>
       ) : null}
       {list.items.length > 0 ? (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0} role="region" aria-label="API keys">
           <table>
             <caption className="visually-hidden">API keys</caption>
             <thead>

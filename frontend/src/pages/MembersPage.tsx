@@ -77,7 +77,7 @@ function Invitations({ slug }: { slug: string }) {
       {list.status === "error" ? <ErrorMessage error={list.error} title="Could not list the invitations." /> : null}
       {list.status === "ready" && pending.length === 0 ? <p className="empty">No pending invitations.</p> : null}
       {pending.length > 0 ? (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0} role="region" aria-label="Pending invitations">
           <table>
             <caption className="visually-hidden">Pending invitations</caption>
             <thead>
@@ -153,7 +153,7 @@ export function MembersPage() {
         </section>
       ) : null}
       {list.items.length > 0 ? (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0} role="region" aria-label="Members">
           <table>
             <caption className="visually-hidden">Members</caption>
             <thead>

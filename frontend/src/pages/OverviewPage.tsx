@@ -185,7 +185,7 @@ export function OverviewPage() {
             No vectors stored. <Link to={`/t/${slug}/indexes`}>Create an index</Link>, then upsert vectors into it through the gateway.
           </p>
         ) : (
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0} role="region" aria-label="Stored vectors per index">
             <table>
               <caption className="visually-hidden">Stored vectors per index</caption>
               <thead>
