@@ -3,6 +3,7 @@
 #   make run           embedded PostgreSQL + Redis, migrations, demo data, web/worker/beat
 #   make test          lint, typecheck, OpenAPI schema check, pytest (what CI runs)
 #   make test-fast     the inner loop: no slow tests, no server processes (docs/ARCHITECTURE.md)
+#   make frontend      build the web console (frontend/ -> frontend/dist/, served at /console/)
 #   make schema        regenerate docs/openapi.yaml after an API change
 #   make lock          re-resolve dependencies into constraints.txt
 #   make clean-state CONFIRM=yes   delete .state/ (embedded databases, generated secrets)
@@ -16,7 +17,7 @@ SCHEMA := docs/openapi.yaml
 SPECTACULAR := manage.py spectacular --validate --fail-on-warn
 PYTEST_ARGS ?=
 
-.PHONY: venv run test test-fast lint typecheck schema-check schema pytest lock clean-state bench-deps
+.PHONY: venv run test test-fast frontend frontend-check browser screenshots lint typecheck schema-check schema pytest lock clean-state bench-deps
 
 # The venv is (re)installed only when the dependency files change.
 VENV_STAMP := $(VENV)/.vectorplane-installed
@@ -32,14 +33,47 @@ $(VENV_STAMP): pyproject.toml constraints.txt
 bench-deps: venv
 	$(PYTHON) -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 
-run: venv
+# The web console: npm installs when the lock file changed, and the build runs when anything
+# in frontend/ (or the API schema its client is generated from) changed.
+FRONTEND_STAMP := frontend/node_modules/.vectorplane-installed
+FRONTEND_FILES := $(shell find frontend -path frontend/node_modules -prune -o -path frontend/dist -prune -o -type f -print 2>/dev/null)
+
+$(FRONTEND_STAMP): frontend/package.json frontend/package-lock.json
+	@command -v npm >/dev/null || { echo "error: the console needs Node.js >= 20.19 and npm (https://nodejs.org)" >&2; exit 1; }
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+frontend/dist/index.html: $(FRONTEND_STAMP) $(FRONTEND_FILES) $(SCHEMA)
+	cd frontend && npm run --silent build
+	touch $@
+
+frontend: frontend/dist/index.html
+
+# Type-check (tsc, strict), lint (eslint) and unit tests (vitest) of the console.
+frontend-check: $(FRONTEND_STAMP)
+	cd frontend && npm run --silent check
+
+# The browser tests drive Debian's Chromium (a downloaded browser build cannot be fetched here).
+browser:
+	@test -x /usr/bin/chromium || { \
+		echo "installing Debian's chromium for the browser tests (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+run: venv frontend
 	$(PYTHON) -m vectorplane run
+
+# The console's screenshots in docs/console/ (docs/console.md), taken by its browser tests.
+screenshots: venv frontend browser
+	VECTORPLANE_CONSOLE_SCREENSHOTS=1 $(WITH_DB) $(VENV)/bin/pytest -q tests/console
 
 # Steps run one after another, even under `make -j`.
 test: venv
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory typecheck
 	$(MAKE) --no-print-directory schema-check
+	$(MAKE) --no-print-directory frontend-check
+	$(MAKE) --no-print-directory frontend
+	$(MAKE) --no-print-directory browser
 	$(MAKE) --no-print-directory pytest
 
 lint: venv

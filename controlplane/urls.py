@@ -4,6 +4,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from controlplane import console
 from provisioning.apis import pinecone
 
 
@@ -26,6 +27,10 @@ urlpatterns = [
     path("healthz", healthz),
     path("readyz", readyz),
     path("admin/", admin.site.urls),
+    # The web console (frontend/): its entry for every client-side route.
+    path("console", console.console_root),
+    path("console/", console.console, name="console"),
+    path("console/<path:path>", console.console),
     path("api/v1/", include(("tenants.urls", "tenants"), namespace="v1")),
     path("api/v1/", include(("provisioning.urls", "provisioning"), namespace="v1-indexes")),
     # Pinecone's control-plane paths, for the official client (`Pinecone(host=...)`).

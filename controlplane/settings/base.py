@@ -49,7 +49,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "controlplane.middleware.StrictQueryStringMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "controlplane.console.WhiteNoiseWithConsole",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -98,6 +98,12 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = not config.is_production()
+# The console's assets never change under their URL (Vite names them `<name>-<8-char hash>.<ext>`).
+WHITENOISE_IMMUTABLE_FILE_TEST = r"^/console/assets/.+-[A-Za-z0-9_-]{8}\.[a-z0-9]+$"
+# The web console's build (controlplane/console.py), served at /console/.
+VECTORPLANE_CONSOLE_DIR = config.env_str(
+    "VECTORPLANE_CONSOLE_DIR", str(BASE_DIR / "frontend" / "dist")
+)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -78,7 +78,8 @@ class Command(BaseCommand):
         )
         base = settings.VECTORPLANE_PUBLIC_URL.rstrip("/")
         info = {
-            "console_url": f"{base}/admin/",
+            "console_url": f"{base}/console/",
+            "admin_url": f"{base}/admin/",
             "api_url": f"{base}/api/v1/",
             "docs_url": f"{base}/api/v1/docs",
             "login": {"email": DEMO_EMAIL, "password": password_text},
@@ -104,7 +105,8 @@ class Command(BaseCommand):
         gw = f"{config.gateway_public_url().rstrip('/')}/v1/indexes/demo"
         self.stdout.write(
             f"\n{line}\n Vectorplane is starting\n{line}\n"
-            f"  Admin console   {info['console_url']}\n"
+            f"  Console         {info['console_url']}\n"
+            f"  Django admin    {info['admin_url']}  (platform operators)\n"
             f"  API             {info['api_url']}\n"
             f"  API docs        {info['docs_url']}\n"
             f"  Login           {DEMO_EMAIL} / {password_text}\n"

@@ -1,0 +1,7 @@
+export function Loading({ what }: { what: string }) {
+  return (
+    <p role="status" aria-live="polite" className="loading">
+      Loading {what}…
+    </p>
+  );
+}

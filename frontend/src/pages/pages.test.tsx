@@ -1,0 +1,274 @@
+import { screen, waitFor, within } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { describe, expect, it } from "vitest";
+import { apiError, mockApi, signedIn, TENANT } from "../test/mockApi";
+import { renderApp } from "../test/renderApp";
+
+const empty = () => ({ data: [], next_cursor: null });
+const LIMITS = {
+  plan: "free",
+  overridden: [],
+  limits: {
+    max_indexes: 5,
+    max_vectors: 100000,
+    max_storage_bytes: 1_000_000_000,
+    max_qps: 10,
+    max_dimension: 2000,
+    max_upsert_batch: 1000,
+    max_metadata_bytes: 40960,
+    allowed_tiers: ["shared"],
+    allowed_engines: ["pgvector"],
+  },
+};
+
+function tenantApi(extra: Record<string, () => unknown> = {}) {
+  return mockApi({
+    ...signedIn(),
+    "GET /api/v1/tenants/acme/indexes": empty,
+    "GET /api/v1/tenants/acme/api-keys": empty,
+    "GET /api/v1/tenants/acme/members": empty,
+    "GET /api/v1/tenants/acme/audit-events": empty,
+    "GET /api/v1/tenants/acme/invitations": empty,
+    "GET /api/v1/tenants/acme/usage": empty,
+    "GET /api/v1/tenants/acme/usage/stored-vectors": () => ({ data: [] }),
+    "GET /api/v1/tenants/acme/limits": () => LIMITS,
+    ...extra,
+  });
+}
+
+describe("routing", () => {
+  it("sends an unauthenticated user to sign in", async () => {
+    mockApi({ "GET /api/v1/auth/me": () => apiError(401, "unauthenticated", "Sign in first.") });
+    const { router } = renderApp("/t/acme/indexes");
+    expect(await screen.findByRole("button", { name: "Sign in" })).toBeInTheDocument();
+    expect(screen.getByLabelText("Email")).toBeInTheDocument();
+    expect(screen.getByLabelText("Password")).toBeInTheDocument();
+    expect(router.state.location.pathname).toBe("/sign-in");
+  });
+
+  it("shows a failed sign-in's message and code", async () => {
+    mockApi({
+      "GET /api/v1/auth/me": () => apiError(401, "unauthenticated", "Sign in first."),
+      "GET /api/v1/auth/csrf": () => ({ csrf_token: "t" }),
+      "POST /api/v1/auth/login": () => apiError(401, "invalid_credentials", "Wrong email or password."),
+    });
+    renderApp("/sign-in");
+    const user = userEvent.setup();
+    await user.type(await screen.findByLabelText("Email"), "ada@example.com");
+    await user.type(screen.getByLabelText("Password"), "nope-nope");
+    await user.click(screen.getByRole("button", { name: "Sign in" }));
+    const alert = await screen.findByRole("alert");
+    expect(alert).toHaveTextContent("Wrong email or password.");
+    expect(alert).toHaveTextContent("invalid_credentials");
+  });
+
+  it("lands a user with several tenants on the last one used", async () => {
+    const globex = { ...TENANT, slug: "globex", name: "Globex" };
+    mockApi({ ...signedIn([TENANT, globex]) });
+    localStorage.setItem("vectorplane.lastTenant", "globex");
+    const { router } = renderApp("/");
+    await waitFor(() => expect(router.state.location.pathname).toBe("/t/globex"));
+  });
+
+  it("offers the create-tenant form to a user without a tenant", async () => {
+    mockApi({ ...signedIn([]) });
+    const { router } = renderApp("/");
+    expect(await screen.findByLabelText("Tenant name")).toBeInTheDocument();
+    expect(screen.getByRole("button", { name: "Create tenant" })).toBeInTheDocument();
+    expect(router.state.location.pathname).toBe("/new-tenant");
+  });
+
+  it("answers Page not found for an unknown route", async () => {
+    mockApi(signedIn());
+    renderApp("/no/such/page");
+    expect(await screen.findByRole("heading", { name: "Page not found" })).toBeInTheDocument();
+  });
+
+  it("answers Page not found for a tenant the API answers 404 for", async () => {
+    mockApi(signedIn()); // no handler for GET /api/v1/tenants/globex: 404 not_found
+    renderApp("/t/globex/indexes");
+    expect(await screen.findByRole("heading", { name: "Page not found" })).toBeInTheDocument();
+    expect(screen.queryByRole("link", { name: "Indexes" })).not.toBeInTheDocument();
+  });
+});
+
+describe("empty states", () => {
+  it("overview: plan, limits and no traffic yet", async () => {
+    tenantApi();
+    renderApp("/t/acme");
+    expect(await screen.findByRole("heading", { name: /Plan: free/ })).toBeInTheDocument();
+    expect(screen.getByText(/No traffic yet/)).toBeInTheDocument();
+    expect(screen.getByText(/No vectors stored/)).toBeInTheDocument();
+    expect(screen.getByLabelText("Tenant")).toHaveValue("acme");
+    for (const name of ["Overview", "Indexes", "API keys", "Members", "Audit log"]) {
+      expect(screen.getByRole("link", { name })).toBeInTheDocument();
+    }
+    expect(screen.getByRole("button", { name: "Sign out" })).toBeInTheDocument();
+  });
+
+  it("indexes: teaches to create one", async () => {
+    tenantApi();
+    renderApp("/t/acme/indexes");
+    expect(await screen.findByRole("heading", { name: "No indexes yet — create one" })).toBeInTheDocument();
+    expect(screen.getByLabelText("Name")).toBeInTheDocument();
+    expect(screen.getByLabelText("Dimension")).toBeInTheDocument();
+    const metric = screen.getByLabelText("Metric");
+    expect(within(metric).getAllByRole("option").map((o) => o.textContent)).toEqual(["cosine", "euclidean", "dotproduct"]);
+    expect(screen.getByRole("button", { name: "Create index" })).toBeInTheDocument();
+  });
+
+  it("API keys: teaches to mint one", async () => {
+    tenantApi();
+    renderApp("/t/acme/keys");
+    expect(await screen.findByRole("heading", { name: "No API keys yet — mint one" })).toBeInTheDocument();
+    expect(screen.getByLabelText("Key name")).toBeInTheDocument();
+    for (const scope of ["read", "write", "admin"]) expect(screen.getByRole("checkbox", { name: scope })).toBeInTheDocument();
+    expect(screen.getByRole("button", { name: "Mint key" })).toBeInTheDocument();
+  });
+
+  it("members: explains invitations", async () => {
+    tenantApi();
+    renderApp("/t/acme/members");
+    expect(await screen.findByRole("heading", { name: "No members to show" })).toBeInTheDocument();
+  });
+
+  it("audit log: explains what is recorded", async () => {
+    tenantApi();
+    renderApp("/t/acme/audit");
+    expect(await screen.findByRole("heading", { name: "No events yet" })).toBeInTheDocument();
+  });
+
+  it("shows a list's API error with its code", async () => {
+    tenantApi({ "GET /api/v1/tenants/acme/audit-events": () => apiError(403, "permission_denied", "Admins only.", { required_role: "admin" }) });
+    renderApp("/t/acme/audit");
+    const alert = await screen.findByRole("alert");
+    expect(alert).toHaveTextContent("Admins only.");
+    expect(alert).toHaveTextContent("permission_denied");
+  });
+});
+
+describe("forms", () => {
+  it("shows the API's field error on the index form's field", async () => {
+    tenantApi({ "POST /api/v1/tenants/acme/indexes": () => apiError(409, "index_exists", "An index named 'docs' exists.", { name: "docs" }) });
+    renderApp("/t/acme/indexes");
+    const user = userEvent.setup();
+    await user.type(await screen.findByLabelText("Name"), "docs");
+    await user.type(screen.getByLabelText("Dimension"), "8");
+    await user.click(screen.getByRole("button", { name: "Create index" }));
+    await waitFor(() => expect(screen.getByLabelText("Name")).toHaveAccessibleDescription(/An index named 'docs' exists\./));
+    expect(screen.getByLabelText("Name")).toHaveAttribute("aria-invalid", "true");
+    expect(screen.getByRole("alert")).toHaveTextContent("index_exists");
+  });
+
+  it("checks the index rules before sending", async () => {
+    const { calls } = tenantApi();
+    renderApp("/t/acme/indexes");
+    const user = userEvent.setup();
+    await user.type(await screen.findByLabelText("Name"), "Bad_Name");
+    await user.type(screen.getByLabelText("Dimension"), "0");
+    await user.click(screen.getByRole("button", { name: "Create index" }));
+    expect(screen.getByLabelText("Name")).toHaveAttribute("aria-invalid", "true");
+    expect(screen.getByLabelText("Dimension")).toHaveAttribute("aria-invalid", "true");
+    expect(calls.some((r) => r.method === "POST")).toBe(false);
+  });
+
+  it("mints a key, shows its secret once with Copy, and lists it with a Revoke button", async () => {
+    const key = {
+      id: "0b8f8c1e-2c3d-4e5f-8a9b-0c1d2e3f4a5b",
+      name: "ingest",
+      prefix: "vpk_ab12",
+      status: "active",
+      scopes: ["read", "write"],
+      index_names: [],
+      namespaces: [],
+      row_filter: null,
+      id_prefix: "",
+      expires_at: null,
+      revoke_after: null,
+      revoked_at: null,
+      last_used_at: null,
+      rotated_from: null,
+      created_at: "2026-01-01T00:00:00Z",
+    };
+    let keys: unknown[] = [];
+    tenantApi({
+      "GET /api/v1/tenants/acme/api-keys": () => ({ data: keys, next_cursor: null }),
+      "POST /api/v1/tenants/acme/api-keys": () => {
+        keys = [key];
+        return { ...key, key: "vpk_ab12.secret" };
+      },
+    });
+    renderApp("/t/acme/keys");
+    const user = userEvent.setup();
+    await user.type(await screen.findByLabelText("Key name"), "ingest");
+    await user.click(screen.getByRole("checkbox", { name: "write" }));
+    await user.click(screen.getByRole("button", { name: "Mint key" }));
+    expect(await screen.findByLabelText("Secret")).toHaveValue("vpk_ab12.secret");
+    expect(screen.getByRole("button", { name: "Copy" })).toBeInTheDocument();
+    expect(await screen.findByRole("button", { name: "Revoke ingest" })).toBeInTheDocument();
+    await user.click(screen.getByRole("button", { name: "Done, I stored it" }));
+    expect(screen.queryByLabelText("Secret")).not.toBeInTheDocument();
+  });
+});
+
+describe("tenant switcher", () => {
+  it("keeps the section when switching tenants", async () => {
+    const { switchTo } = await import("../components/AppHeader");
+    expect(switchTo("/t/acme/keys", "acme", "globex")).toBe("/t/globex/keys");
+    expect(switchTo("/t/acme", "acme", "globex")).toBe("/t/globex");
+    expect(switchTo("/t/acme/indexes/docs", "acme", "globex")).toBe("/t/globex/indexes");
+  });
+
+  it("switches tenants with the Tenant select and remembers the choice", async () => {
+    const globex = { ...TENANT, slug: "globex", name: "Globex" };
+    tenantApi({ ...signedIn([TENANT, globex]), "GET /api/v1/tenants/globex/members": empty });
+    const { router } = renderApp("/t/acme/members");
+    const user = userEvent.setup();
+    await user.selectOptions(await screen.findByLabelText("Tenant"), "globex");
+    await waitFor(() => expect(router.state.location.pathname).toBe("/t/globex/members"));
+    await waitFor(() => expect(localStorage.getItem("vectorplane.lastTenant")).toBe("globex"));
+  });
+});
+
+describe("invitations", () => {
+  it("invites by e-mail with a role and shows the link once", async () => {
+    const { calls } = tenantApi({
+      "POST /api/v1/tenants/acme/invitations": () => ({
+        id: "1b8f8c1e-2c3d-4e5f-8a9b-0c1d2e3f4a5b",
+        email: "bob@example.com",
+        role: "viewer",
+        status: "pending",
+        invited_by: "ada@example.com",
+        created_at: "2026-01-01T00:00:00Z",
+        expires_at: "2026-01-08T00:00:00Z",
+        accepted_at: null,
+        revoked_at: null,
+        token: "inv_tok",
+      }),
+    });
+    renderApp("/t/acme/members");
+    const user = userEvent.setup();
+    await user.type(await screen.findByLabelText("Email"), "bob@example.com");
+    await user.selectOptions(screen.getByLabelText("Role"), "viewer");
+    await user.click(screen.getByRole("button", { name: "Invite" }));
+    expect(await screen.findByLabelText("Invitation link")).toHaveValue(`${window.location.origin}/console/invitations/accept?token=inv_tok`);
+    const post = calls.find((r) => r.method === "POST");
+    expect(await post?.clone().json()).toEqual({ email: "bob@example.com", role: "viewer" });
+  });
+
+  it("accepts an invitation and lands on its tenant", async () => {
+    tenantApi({ "POST /api/v1/invitations/accept": () => ({ tenant: "acme", role: "viewer" }) });
+    const { router } = renderApp("/invitations/accept?token=inv_tok");
+    const user = userEvent.setup();
+    await user.click(await screen.findByRole("button", { name: "Accept invitation" }));
+    await waitFor(() => expect(router.state.location.pathname).toBe("/t/acme"));
+  });
+
+  it("shows why an invitation cannot be accepted", async () => {
+    tenantApi({ "POST /api/v1/invitations/accept": () => apiError(404, "invitation_invalid", "This invitation is unknown, used, revoked or expired.") });
+    renderApp("/invitations/accept?token=old");
+    const user = userEvent.setup();
+    await user.click(await screen.findByRole("button", { name: "Accept invitation" }));
+    expect(await screen.findByRole("alert")).toHaveTextContent("invitation_invalid");
+  });
+});

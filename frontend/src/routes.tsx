@@ -1,0 +1,79 @@
+import { Navigate, Outlet, useLocation, type RouteObject } from "react-router";
+import { useAuth } from "./auth";
+import { AppHeader } from "./components/AppHeader";
+import { ErrorMessage } from "./components/ErrorMessage";
+import { Loading } from "./components/Loading";
+import { AcceptInvitationPage } from "./pages/AcceptInvitation";
+import { AuditPage } from "./pages/AuditPage";
+import { SignInPage, SignUpPage } from "./pages/AuthPages";
+import { Home, NewTenantPage } from "./pages/Home";
+import { IndexesPage } from "./pages/IndexesPage";
+import { KeysPage } from "./pages/KeysPage";
+import { MembersPage } from "./pages/MembersPage";
+import { NotFound } from "./pages/NotFound";
+import { OverviewPage } from "./pages/OverviewPage";
+import { TenantLayout } from "./pages/TenantLayout";
+
+export { BASENAME } from "./lib/basename";
+
+/** Unauthenticated users are sent to sign in, and come back where they were going. */
+function RequireAuth() {
+  const { user, error } = useAuth();
+  const location = useLocation();
+  if (user === undefined) return <Loading what="your session" />;
+  if (user === null) {
+    return (
+      <>
+        <ErrorMessage error={error} title="Could not check your session." />
+        <Navigate to="/sign-in" replace state={{ from: location.pathname + location.search }} />
+      </>
+    );
+  }
+  return <Outlet />;
+}
+
+function PublicOnly() {
+  const { user } = useAuth();
+  if (user === undefined) return <Loading what="your session" />;
+  return <Outlet />;
+}
+
+function NewTenantShell() {
+  return (
+    <>
+      <AppHeader />
+      <NewTenantPage />
+    </>
+  );
+}
+
+export const routes: RouteObject[] = [
+  {
+    element: <PublicOnly />,
+    children: [
+      { path: "sign-in", element: <SignInPage /> },
+      { path: "sign-up", element: <SignUpPage /> },
+    ],
+  },
+  {
+    element: <RequireAuth />,
+    children: [
+      { index: true, element: <Home /> },
+      { path: "new-tenant", element: <NewTenantShell /> },
+      { path: "invitations/accept", element: <AcceptInvitationPage /> },
+      {
+        path: "t/:slug",
+        element: <TenantLayout />,
+        children: [
+          { index: true, element: <OverviewPage /> },
+          { path: "indexes", element: <IndexesPage /> },
+          { path: "keys", element: <KeysPage /> },
+          { path: "members", element: <MembersPage /> },
+          { path: "audit", element: <AuditPage /> },
+          { path: "*", element: <NotFound /> },
+        ],
+      },
+    ],
+  },
+  { path: "*", element: <NotFound /> },
+];

@@ -1,0 +1,258 @@
+"""The console in a real browser against the real platform (issue 10): a new user signs up,
+creates a tenant and an index, mints a key and copies it, upserts through the gateway with it,
+sees the vector count, and revokes the key, after which the gateway refuses it; a user of
+another tenant who opens the first tenant's URLs gets the not-found page, and no response the
+browser received carries the first tenant's data.
+
+Screenshots of the pages: `make screenshots` (VECTORPLANE_CONSOLE_SCREENSHOTS=1) writes them to
+docs/console/ (shown in docs/console.md); otherwise to the test's temporary folder."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Response, expect
+
+from gateway.tests.conftest import Gateway, Server
+
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+PASSWORD = "correct horse battery staple 42"
+
+
+class Recorder:
+    """Every API response the browser received (URL and body), for isolation checks."""
+
+    def __init__(self, page: Page) -> None:
+        self.bodies: list[tuple[str, str]] = []
+        page.on("response", self._record)
+
+    def _record(self, response: Response) -> None:
+        if "/api/" not in response.url:
+            return
+        try:
+            self.bodies.append((response.url, response.text()))
+        except Exception:  # a body the browser discarded (a redirect, an aborted request)
+            self.bodies.append((response.url, ""))
+
+    def mentioning(self, needle: str) -> list[str]:
+        return [url for url, body in self.bodies if needle in body]
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+def sign_up(page: Page, base: str, email: str) -> None:
+    page.goto(f"{base}/console/")
+    page.get_by_role("link", name=re.compile("sign up", re.I)).click()
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign up").click()
+
+
+def create_tenant(page: Page, name: str) -> None:
+    page.get_by_label("Tenant name").fill(name)
+    page.get_by_role("button", name="Create tenant").click()
+    expect(page.get_by_role("link", name="Indexes")).to_be_visible()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def shot(tmp_path: Path) -> Callable[[Page, str], Path]:
+    """Screenshot a page: into docs/console/ under `make screenshots`, else tmp_path."""
+    folder = DOCS_SCREENSHOTS if os.environ.get("VECTORPLANE_CONSOLE_SCREENSHOTS") else tmp_path
+
+    def take(page: Page, name: str) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.png"
+        page.screenshot(path=str(path), full_page=False)
+        assert path.stat().st_size > 1000
+        return path
+
+    return take
+
+
+def test_a_new_user_goes_from_sign_up_to_a_query_and_revokes_the_key(
+    context: BrowserContext,
+    control_plane_server: Server,
+    gateway: Gateway,
+    shot: Callable[[Page, str], Path],
+) -> None:
+    base = control_plane_server.url
+    page = context.new_page()
+    sign_up(page, base, f"{unique('ada')}@example.test")
+    tenant_name = unique("acme")
+    create_tenant(page, tenant_name)
+    slug = re.search(r"/console/t/([^/]+)", page.url)
+    assert slug is not None, page.url
+    expect(page.get_by_role("heading", name=re.compile("^Plan"))).to_be_visible()
+    shot(page, "overview")
+
+    page.get_by_role("link", name="Indexes").click()
+    expect(page.get_by_text(re.compile("no indexes", re.I))).to_be_visible()
+    page.get_by_label("Name").fill("docs")
+    page.get_by_label("Dimension").fill("3")
+    page.get_by_label("Metric").select_option("cosine")
+    page.get_by_role("button", name="Create index").click()
+    expect(page.get_by_role("cell", name="docs", exact=True)).to_be_visible()
+
+    page.get_by_role("link", name="API keys").click()
+    page.get_by_label("Key name").fill("app")
+    page.get_by_label("read").check()
+    page.get_by_label("write").check()
+    page.get_by_role("button", name="Mint key").click()
+    secret_box = page.get_by_label("Secret")
+    expect(secret_box).to_be_visible()
+    secret = secret_box.input_value()
+    assert secret.startswith("vpk_"), secret
+    shot(page, "api-keys")
+
+    upsert = {"vectors": [
+        {"id": "a", "values": [1.0, 0.0, 0.0], "metadata": {"genre": "jazz"}},
+        {"id": "b", "values": [0.0, 1.0, 0.0], "metadata": {"genre": "rock"}},
+    ]}  # fmt: skip
+    written = gateway.post("/v1/indexes/docs/vectors/upsert", secret, upsert)
+    assert written.status_code == 200, written.text
+
+    page.get_by_role("link", name="Indexes").click()
+    row = page.get_by_role("row", name=re.compile(r"\bdocs\b"))
+    expect(row).to_contain_text("2")
+    shot(page, "indexes")
+
+    page.get_by_role("link", name="API keys").click()
+    page.get_by_role("button", name="Revoke app", exact=True).click()
+    expect(page.get_by_role("row", name=re.compile(r"\bapp\b"))).to_contain_text(
+        re.compile("revoked", re.I)
+    )
+    refused = gateway.post("/v1/indexes/docs/query", secret, {"vector": [1, 0, 0], "topK": 1})
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "api_key_revoked"
+
+
+def test_another_tenants_pages_are_not_found_and_leak_nothing(
+    browser: Browser, control_plane_server: Server, shot: Callable[[Page, str], Path]
+) -> None:
+    base = control_plane_server.url
+    owner_ctx = browser.new_context()
+    other_ctx = browser.new_context()
+    try:
+        owner = owner_ctx.new_page()
+        sign_up(owner, base, f"{unique('bea')}@example.test")
+        secret_name = unique("secretcorp")
+        create_tenant(owner, secret_name)
+        match = re.search(r"/console/t/([^/]+)", owner.url)
+        assert match is not None
+        victim_slug = match.group(1)
+        owner.get_by_role("link", name="Indexes").click()
+        owner.get_by_label("Name").fill("hidden-index")
+        owner.get_by_label("Dimension").fill("3")
+        owner.get_by_role("button", name="Create index").click()
+        expect(owner.get_by_role("cell", name="hidden-index", exact=True)).to_be_visible()
+
+        intruder = other_ctx.new_page()
+        log = Recorder(intruder)
+        sign_up(intruder, base, f"{unique('eve')}@example.test")
+        create_tenant(intruder, unique("evilcorp"))
+        for path in ("", "/indexes", "/keys", "/members", "/audit"):
+            intruder.goto(f"{base}/console/t/{victim_slug}{path}")
+            expect(intruder.get_by_role("heading", name="Page not found")).to_be_visible()
+        assert log.mentioning("hidden-index") == []
+        assert log.mentioning(secret_name) == []
+        shot(intruder, "not-found")
+    finally:
+        owner_ctx.close()
+        other_ctx.close()
+
+
+def test_signed_out_users_are_sent_to_sign_in(
+    context: BrowserContext, control_plane_server: Server, shot: Callable[[Page, str], Path]
+) -> None:
+    page = context.new_page()
+    page.goto(f"{control_plane_server.url}/console/t/anything/indexes")
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    shot(page, "sign-in")
+
+
+def test_the_console_is_served_with_its_assets_and_csrf_cookie(
+    control_plane_server: Server,
+) -> None:
+    with httpx.Client(base_url=control_plane_server.url) as client:
+        entry = client.get("/console/t/x/indexes")
+        assert entry.status_code == 200
+        assert entry.headers["cache-control"] == "no-cache"
+        assert "csrftoken" in entry.cookies
+        scripts = re.findall(r'(?:src|href)="(/console/assets/[^"]+)"', entry.text)
+        assert scripts, entry.text
+        for asset in scripts:
+            answer = client.get(asset)
+            assert answer.status_code == 200, asset
+            assert "immutable" in answer.headers.get("cache-control", ""), answer.headers
+        assert client.get("/console/assets/missing-00000000.js").status_code == 404
+        assert client.get("/console", follow_redirects=False).status_code == 301
+        assert client.post("/console/").status_code == 403  # CSRF, before any view
+
+
+
+AXE = Path(__file__).resolve().parents[2] / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def serious_violations(page: Page) -> list[dict[str, Any]]:
+    """axe-core's serious and critical findings on the page as it is (WCAG 2.1 A and AA)."""
+    page.add_script_tag(path=str(AXE))
+    found: list[dict[str, Any]] = page.evaluate(
+        """async () => {
+            const only = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
+            const r = await axe.run(document, {runOnly: only});
+            return r.violations
+                .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                .map(v => ({id: v.id, impact: v.impact,
+                            nodes: v.nodes.map(n => n.target.join(' '))}));
+        }"""
+    )
+    return found
+
+
+def test_the_main_pages_have_no_serious_accessibility_violations(
+    browser: Browser, control_plane_server: Server
+) -> None:
+    base = control_plane_server.url
+    results: dict[str, list[dict[str, Any]]] = {}
+    for width in (1280, 375):  # a desktop and a phone width
+        ctx = browser.new_context(viewport={"width": width, "height": 900})
+        try:
+            page = ctx.new_page()
+            page.goto(f"{base}/console/")
+            expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+            results[f"sign-in@{width}"] = serious_violations(page)
+            sign_up(page, base, f"{unique('axe')}@example.test")
+            create_tenant(page, unique("axecorp"))
+            expect(page.get_by_role("heading", name=re.compile("^Plan"))).to_be_visible()
+            results[f"overview@{width}"] = serious_violations(page)
+            for section, ready in (
+                ("Indexes", "Create index"),
+                ("API keys", "Mint key"),
+                ("Members", "Invite"),
+            ):
+                page.get_by_role("link", name=section).click()
+                expect(page.get_by_role("button", name=ready)).to_be_visible()
+                results[f"{section}@{width}"] = serious_violations(page)
+            page.get_by_role("link", name="Audit log").click()
+            expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
+            results[f"Audit log@{width}"] = serious_violations(page)
+        finally:
+            ctx.close()
+    assert {page: found for page, found in results.items() if found} == {}
