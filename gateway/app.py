@@ -21,6 +21,7 @@ import orjson
 import yaml
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -30,6 +31,7 @@ from vectorplane import config
 from . import auth
 from . import validation as v
 from .backends import BackendUnavailable, UnsupportedOnEngine
+from .cors import CORSMiddleware
 from .errors import GatewayError
 from .operations import EXTRA_ROUTES, OPERATIONS, Context
 from .runtime import Gateway
@@ -207,6 +209,7 @@ def create_app(
         routes=build_routes(),
         lifespan=lifespan,
         exception_handlers={404: not_found, 405: method_not_allowed},
+        middleware=[Middleware(CORSMiddleware, origins=config.gateway_cors_origins())],
     )
     app.state.gateway = gateway
     return app

@@ -7,6 +7,11 @@ T = "tenants/<slug:tenant_slug>"
 urlpatterns = [
     path(f"{T}/indexes", indexes.IndexListApi.as_view(), name="indexes"),
     path(f"{T}/indexes/<str:index_name>", indexes.IndexDetailApi.as_view(), name="index"),
+    path(
+        f"{T}/indexes/<str:index_name>/playground-key",
+        indexes.IndexPlaygroundKeyApi.as_view(),
+        name="index-playground-key",
+    ),
     path(f"{T}/clusters", clusters.ClusterListApi.as_view(), name="clusters"),
     path(
         f"{T}/clusters/<str:cluster_name>", clusters.ClusterDetailApi.as_view(), name="cluster"

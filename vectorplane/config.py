@@ -233,6 +233,21 @@ def gateway_public_url() -> str:
     return env_str("VECTORPLANE_GATEWAY_URL", f"http://{http_host()}:{gateway_port()}")
 
 
+def public_url() -> str:
+    """The control plane's public URL (`VECTORPLANE_PUBLIC_URL`): the console's origin."""
+    return env_str("VECTORPLANE_PUBLIC_URL", f"http://{http_host()}:{http_port()}")
+
+
+def gateway_cors_origins() -> list[str]:
+    """Browser origins the gateway answers cross-origin (`VECTORPLANE_GATEWAY_CORS_ORIGINS`,
+    comma-separated; default: the console's origin, so its query playground can call the
+    gateway; `none` for no origin at all)."""
+    origins = env_list("VECTORPLANE_GATEWAY_CORS_ORIGINS", [public_url()])
+    if origins == ["none"]:
+        return []
+    return [o.rstrip("/") for o in origins]
+
+
 def database_url() -> str:
     """`DATABASE_URL`, or the embedded PostgreSQL the supervisor starts."""
     if not uses_embedded_postgres():

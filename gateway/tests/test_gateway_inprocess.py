@@ -241,3 +241,68 @@ def test_routes_and_methods(gw: InProcess, world: World) -> None:
     assert gw.request("GET", "/healthz").status_code == 200
     assert gw.request("GET", "/readyz").status_code == 200
 
+
+
+CONSOLE = "http://console.test"
+
+
+@pytest.fixture(scope="module")
+def cors_gw(world: World) -> Iterator[InProcess]:
+    """The app with the console's origin allowed (`VECTORPLANE_GATEWAY_CORS_ORIGINS`)."""
+    saved = {k: os.environ.get(k) for k in ("VECTORPLANE_GATEWAY_RATE_LIMIT",
+                                            "VECTORPLANE_GATEWAY_CORS_ORIGINS")}  # fmt: skip
+    os.environ.update(VECTORPLANE_GATEWAY_RATE_LIMIT="local",
+                      VECTORPLANE_GATEWAY_CORS_ORIGINS=CONSOLE + "/")  # fmt: skip
+    try:
+        app = create_app(
+            control_url=gateway_control_url(control_db_name()),
+            data_url=config.gateway_data_database_url(),
+        )
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    client = InProcess(app)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def test_the_consoles_origin_may_call_the_gateway_from_a_browser(
+    cors_gw: InProcess, world: World
+) -> None:
+    path = f"/v1/indexes/{world.index}/query"
+    preflight = cors_gw.request("OPTIONS", path, headers={
+        "Origin": CONSOLE, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "api-key, content-type",
+    })  # fmt: skip
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == CONSOLE
+    assert "api-key" in preflight.headers["access-control-allow-headers"]
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    answer = cors_gw.request("POST", path, json={"vector": V, "topK": 1},
+                             headers={"Origin": CONSOLE, "Api-Key": world.key})  # fmt: skip
+    assert answer.status_code == 200
+    assert answer.headers["access-control-allow-origin"] == CONSOLE
+    refused = cors_gw.request("POST", path, json={"vector": V, "topK": 1},
+                              headers={"Origin": CONSOLE, "Api-Key": "vpk_nope_nope"})  # fmt: skip
+    assert refused.status_code == 401  # errors carry the header too, so the console shows them
+    assert refused.headers["access-control-allow-origin"] == CONSOLE
+
+
+def test_another_origin_gets_no_cors_answer(cors_gw: InProcess, world: World) -> None:
+    path = f"/v1/indexes/{world.index}/query"
+    preflight = cors_gw.request("OPTIONS", path, headers={
+        "Origin": "http://evil.test", "Access-Control-Request-Method": "POST",
+    })  # fmt: skip
+    assert code_of(preflight) == (403, "cors_origin_forbidden")
+    evil = {"Origin": "http://evil.test", "Api-Key": world.key}
+    answer = cors_gw.request("POST", path, json={"vector": V, "topK": 1}, headers=evil)
+    assert answer.status_code == 200  # a server may call; a browser withholds the answer
+    assert "access-control-allow-origin" not in answer.headers
+    plain = cors_gw.request("POST", path, json={"vector": V, "topK": 1},
+                            headers={"Api-Key": world.key})  # fmt: skip
+    assert "access-control-allow-origin" not in plain.headers

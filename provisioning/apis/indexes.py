@@ -202,6 +202,39 @@ class IndexDetailApi(TenantAPIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class PlaygroundKeyOutput(serializers.Serializer[Any]):
+    key = serializers.CharField(help_text="The key's secret (shown once): scope read, this index.")
+    key_id = serializers.UUIDField()
+    expires_at = serializers.DateTimeField()
+    index = serializers.CharField()
+    host = serializers.CharField(help_text="The index's data-plane URL, for `Api-Key` requests.")
+
+
+class IndexPlaygroundKeyApi(TenantAPIView):
+    minimum_role = {"POST": Role.MEMBER}
+
+    @extend_schema(
+        operation_id="indexes_playground_key",
+        tags=["indexes"],
+        description="A short-lived key for querying this index through the gateway (the "
+        "console's query playground): scope `read`, restricted to the index, expiring in "
+        f"{index_services.PLAYGROUND_KEY_MINUTES} minutes, audited as `api_key.created` by the "
+        "caller, listed with the tenant's keys as `console:<index>`. Members and above "
+        "(minting keys is theirs). 409 `index_not_ready` while the index is not ready.",
+        request=None,
+        responses={201: PlaygroundKeyOutput, **INDEX_ERRORS},
+    )
+    def post(self, request: Request, tenant_slug: str, index_name: str) -> Response:
+        index = selectors.index_get(name=index_name)
+        key, secret = index_services.index_playground_key(
+            actor=self.actor(), tenant=self.tenant, index=index
+        )
+        host = IndexOutput(index, context={"tenant_slug": self.tenant.slug}).data["host"]
+        body = {"key": secret, "key_id": key.id, "expires_at": key.expires_at,
+                "index": index.name, "host": host}  # fmt: skip
+        return Response(PlaygroundKeyOutput(body).data, status=status.HTTP_201_CREATED)
+
+
 class UsageRowOutput(serializers.Serializer[Any]):
     index_id = serializers.UUIDField()
     index_name = serializers.CharField()

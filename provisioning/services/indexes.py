@@ -16,6 +16,7 @@ guards and plan checks.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -24,11 +25,11 @@ from django.utils import timezone
 
 from controlplane.errors import ApplicationError, ConflictError, NotFoundError
 from tenants.actors import Actor
-from tenants.models import Engine, Role, Tenant, Tier
+from tenants.models import ApiKey, Engine, Role, Scope, Tenant, Tier
 from tenants.plans import require_engine_allowed, require_tier_allowed
 from tenants.scoping import tenant_scope
 from tenants.selectors import tenant_effective_limits
-from tenants.services import audit_record, tenant_guard, tenant_lock
+from tenants.services import api_key_create, audit_record, tenant_guard, tenant_lock
 from vectorplane import pgerrors
 from vectorplane.contract import storage
 from vectorplane.contract.limits import MAX_HALFVEC_DIMENSION, MAX_VECTOR_DIMENSION
@@ -383,3 +384,28 @@ def _qdrant_storage(index: Index, *, create: bool) -> None:
                 qdrant_tier.drop_collection(client, index.id)
     except qdrant_tier.QdrantUnavailable as exc:
         raise _unavailable("create the index" if create else "drop the index", exc) from exc
+
+
+PLAYGROUND_KEY_MINUTES = 10
+"""How long a console playground key lives."""
+
+
+def index_playground_key(*, actor: Actor, tenant: Tenant, index: Index) -> tuple[ApiKey, str]:
+    """A short-lived key for the console's query playground: scope `read`, this index only,
+    expiring in PLAYGROUND_KEY_MINUTES, minted for (and audited as) the signed-in member. The
+    playground then queries the real gateway with it, like any client; the key appears in the
+    tenant's key list (named `console:<index>`) and can be revoked there."""
+    if index.status != IndexStatus.READY:
+        raise ConflictError(
+            "index_not_ready",
+            "The index is not ready yet.",
+            details={"status": index.status},
+        )
+    return api_key_create(
+        actor=actor,
+        tenant=tenant,
+        name=f"console:{index.name}",
+        scopes=[Scope.READ],
+        index_names=[index.name],
+        expires_at=timezone.now() + timedelta(minutes=PLAYGROUND_KEY_MINUTES),
+    )
