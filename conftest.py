@@ -84,10 +84,29 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(data_database: str, local_clusters: Path, django_db_setup: None) -> None:
+def django_db_setup(
+    data_database: str, local_clusters: Path, django_db_setup: None
+) -> Iterator[None]:
     """pytest-django's test database, set up only for tests that use a database (so the pure
     tests need no PostgreSQL), after the scratch data database and the clusters folder: the
-    migrations and every test with a database see both."""
+    migrations and every test with a database see both.
+
+    At the end, before pytest-django drops the test database, every other session on it is
+    ended: a server process's pool, or a Django connection opened in another context (the
+    browser tests' event loop), would otherwise make the DROP fail."""
+    yield
+    from django.conf import settings
+    from django.db import connections
+
+    connections.close_all()
+    name = settings.DATABASES["default"]["NAME"]
+    admin = config.database_url().rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
 
 
 @pytest.fixture(scope="session")

@@ -60,7 +60,9 @@ async def dispatch(
         ctx = Context(key=key, index=index, body=body, store=store)
         response = await handler(gw, ctx, request)
         if response.status_code < 400:
-            gw.meter.record(index, requests=1, **ctx.usage)
+            gw.meter.record(
+                index, seconds=time.perf_counter() - started, requests=1, **ctx.usage
+            )
     except GatewayError as exc:
         response = exc.response()
     except UnsupportedOnEngine as exc:

@@ -1,6 +1,8 @@
 """Usage metering: counted in the gateway's memory per (index, hour), flushed to the control
 plane's `provisioning_usagerecord` in one batched upsert every `interval` seconds and at
-shutdown. A flush that fails is merged back and retried, so nothing is lost while the process
+shutdown, with the latency histogram of the answered requests per (index, hour, bucket)
+(`provisioning_latencyrecord`, buckets of `vectorplane.contract.latency`) in the same
+transaction. A flush that fails is merged back and retried, so nothing is lost while the process
 lives; a crash (SIGKILL) loses at most the last interval's counts (5 s by default)."""
 
 from __future__ import annotations
@@ -16,12 +18,21 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
+from vectorplane.contract.latency import bucket_of
+
 from .registry import IndexInfo
 
 logger = logging.getLogger("vectorplane.gateway.metering")
 
 FIELDS = ("requests", "read_units", "write_units", "queries", "vectors_written", "vectors_deleted")
 _Key = tuple[uuid.UUID, uuid.UUID, str, datetime]
+_LatencyKey = tuple[uuid.UUID, uuid.UUID, str, datetime, int]
+
+_LATENCY_UPSERT = (
+    "INSERT INTO provisioning_latencyrecord (tenant_id, index_id, index_name, hour, bucket, "
+    "requests) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (index_id, hour, bucket) DO UPDATE "
+    "SET requests = provisioning_latencyrecord.requests + EXCLUDED.requests"
+)
 
 
 class Meter:
@@ -29,20 +40,26 @@ class Meter:
         self.pool = pool
         self.interval = interval
         self.counts: dict[_Key, list[int]] = defaultdict(lambda: [0] * len(FIELDS))
+        self.latency: dict[_LatencyKey, int] = defaultdict(int)
         self._task: asyncio.Task[None] | None = None
         self.flushed_rows = 0
 
-    def record(self, index: IndexInfo, **amounts: int) -> None:
+    def record(self, index: IndexInfo, *, seconds: float | None = None, **amounts: int) -> None:
+        """Count a request's usage, and its latency (`seconds`) when it was answered."""
         hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         row = self.counts[(index.tenant_id, index.id, index.name, hour)]
         for i, name in enumerate(FIELDS):
             row[i] += amounts.get(name, 0)
+        if seconds is not None:
+            self.latency[(index.tenant_id, index.id, index.name, hour, bucket_of(seconds))] += 1
 
     async def flush(self) -> int:
-        if not self.counts:
+        if not self.counts and not self.latency:
             return 0
         pending, self.counts = self.counts, defaultdict(lambda: [0] * len(FIELDS))
+        latency, self.latency = self.latency, defaultdict(int)
         rows = [(t, i, n, h, *c) for (t, i, n, h), c in pending.items()]
+        latency_rows = [(*key, count) for key, count in latency.items()]
         columns = [sql.Identifier(f) for f in FIELDS]
         query = sql.SQL(
             "INSERT INTO provisioning_usagerecord (tenant_id, index_id, index_name, hour, {cols}) "
@@ -59,13 +76,18 @@ class Meter:
             async with self.pool.connection() as conn:
                 conn_: AsyncConnection[Any] = conn
                 async with conn_.transaction(), conn_.cursor() as cur:
-                    await cur.executemany(query, rows)
+                    if rows:
+                        await cur.executemany(query, rows)
+                    if latency_rows:
+                        await cur.executemany(_LATENCY_UPSERT, latency_rows)
         except Exception:
             # Put the counts back: they go out with the next flush.
             for key, values in pending.items():
                 row = self.counts[key]
                 for i, v in enumerate(values):
                     row[i] += v
+            for lkey, count in latency.items():
+                self.latency[lkey] += count
             raise
         self.flushed_rows += len(rows)
         return len(rows)

@@ -227,3 +227,35 @@ class UsageRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.index_name} @ {self.hour:%Y-%m-%d %H}:00"
+
+
+class LatencyRecord(models.Model):
+    """Per index and hour, how many answered requests took each latency bucket's time
+    (`vectorplane.contract.latency`): written by the gateway with its usage (same flush, same
+    `+ EXCLUDED` upsert), read back as p50/p95/p99."""
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="latency_records", db_index=False
+    )
+    index_id = models.UUIDField(help_text="Kept after the index is deleted.")
+    index_name = models.CharField(max_length=45)
+    hour = models.DateTimeField()
+    bucket = models.SmallIntegerField(help_text="Index into contract.latency.BOUNDS_MS.")
+    requests = models.BigIntegerField(default=0)
+
+    objects = TenantScopedManager["LatencyRecord"]()
+
+    class Meta:
+        ordering = ("-hour", "bucket")
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["index_id", "hour", "bucket"], name="provisioning_latency_unique"
+            )
+        ]
+        indexes: ClassVar = [
+            models.Index(fields=["tenant", "index_id", "-hour"], name="provisioning_latency_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.index_name} {self.hour:%Y-%m-%d %H}h bucket {self.bucket}: {self.requests}"

@@ -12,10 +12,10 @@ from django.db.models import QuerySet
 from controlplane.errors import NotFoundError
 from tenants.scoping import tenant_scope
 from vectorplane import config
-from vectorplane.contract import hosts, names
+from vectorplane.contract import hosts, latency, names
 
 from .connections import cluster_pg_url, cluster_qdrant_client
-from .models import Cluster, ClusterStatus, Index, IndexStatus, UsageRecord
+from .models import Cluster, ClusterStatus, Index, IndexStatus, LatencyRecord, UsageRecord
 from .storage import shared_tier
 
 
@@ -92,6 +92,28 @@ def usage_list(
     if index:
         qs = qs.filter(index_name=index)
     return qs
+
+
+def index_latency(*, index: Index, since: datetime, until: datetime) -> list[dict[str, object]]:
+    """The index's answered requests per hour in [since, until), newest first, with their
+    p50/p95/p99 in ms (upper bounds at the histogram's resolution: vectorplane.contract.latency);
+    hours without requests are left out."""
+    by_hour: dict[datetime, list[int]] = {}
+    rows = LatencyRecord.objects.filter(index_id=index.id, hour__gte=since, hour__lt=until)
+    for hour, bucket, requests in rows.values_list("hour", "bucket", "requests"):
+        counts = by_hour.setdefault(hour, [0] * latency.BUCKETS)
+        if 0 <= bucket < latency.BUCKETS:
+            counts[bucket] += requests
+    return [
+        {
+            "hour": hour,
+            "requests": sum(counts),
+            "p50_ms": latency.percentile(counts, 0.50),
+            "p95_ms": latency.percentile(counts, 0.95),
+            "p99_ms": latency.percentile(counts, 0.99),
+        }
+        for hour, counts in sorted(by_hour.items(), reverse=True)
+    ]
 
 
 def cluster_list() -> QuerySet[Cluster]:

@@ -8,6 +8,11 @@ urlpatterns = [
     path(f"{T}/indexes", indexes.IndexListApi.as_view(), name="indexes"),
     path(f"{T}/indexes/<str:index_name>", indexes.IndexDetailApi.as_view(), name="index"),
     path(
+        f"{T}/indexes/<str:index_name>/latency",
+        indexes.IndexLatencyApi.as_view(),
+        name="index-latency",
+    ),
+    path(
         f"{T}/indexes/<str:index_name>/playground-key",
         indexes.IndexPlaygroundKeyApi.as_view(),
         name="index-playground-key",

@@ -306,3 +306,27 @@ def test_another_origin_gets_no_cors_answer(cors_gw: InProcess, world: World) ->
     plain = cors_gw.request("POST", path, json={"vector": V, "topK": 1},
                             headers={"Api-Key": world.key})  # fmt: skip
     assert "access-control-allow-origin" not in plain.headers
+
+
+def test_answered_requests_are_timed_per_index_and_flushed_with_the_usage(
+    gw: InProcess, world: World, django_db_blocker: Any
+) -> None:
+    from provisioning.models import Index, LatencyRecord
+    from tenants.scoping import tenant_scope
+
+    gateway = gw.app.state.gateway
+
+    def timed() -> int:
+        gw.loop.run_until_complete(gateway.meter.flush())
+        with django_db_blocker.unblock():
+            index = Index.objects.unscoped().get(name=world.index)
+            with tenant_scope(index.tenant_id):
+                rows = LatencyRecord.objects.filter(index_id=index.id)
+                return sum(rows.values_list("requests", flat=True))
+
+    before = timed()  # what earlier tests left, flushed
+    for _ in range(5):
+        ok = call(gw, world, "query", {"vector": V, "topK": 1})
+        assert ok.status_code == 200
+    call(gw, world, "query", {"vector": V, "topK": 0})  # refused: not timed
+    assert timed() - before == 5

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -14,7 +16,7 @@ from controlplane.api.schema import errors
 from controlplane.api.serializers import QueryInputSerializer, StrictInputSerializer
 from controlplane.api.views import TenantAPIView
 from tenants.models import Engine, Role, Tier
-from vectorplane.contract import locations, names
+from vectorplane.contract import latency, locations, names
 
 from .. import selectors, validation
 from ..models import Index, Metric
@@ -233,6 +235,71 @@ class IndexPlaygroundKeyApi(TenantAPIView):
         body = {"key": secret, "key_id": key.id, "expires_at": key.expires_at,
                 "index": index.name, "host": host}  # fmt: skip
         return Response(PlaygroundKeyOutput(body).data, status=status.HTTP_201_CREATED)
+
+
+class LatencyHourOutput(serializers.Serializer[Any]):
+    hour = serializers.DateTimeField()
+    requests = serializers.IntegerField(help_text="Requests the gateway answered (2xx/3xx).")
+    p50_ms = serializers.FloatField(allow_null=True)
+    p95_ms = serializers.FloatField(allow_null=True)
+    p99_ms = serializers.FloatField(allow_null=True)
+
+
+class LatencyOutput(serializers.Serializer[Any]):
+    index = serializers.CharField()
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    bounds_ms = serializers.ListField(
+        child=serializers.FloatField(),
+        help_text="The histogram's bucket bounds: a percentile is the bound of its bucket.",
+    )
+    hours = LatencyHourOutput(many=True)
+
+
+MAX_LATENCY_RANGE = timedelta(days=31)
+
+
+class LatencyFilterInput(QueryInputSerializer):
+    since = serializers.DateTimeField(required=False, help_text="ISO 8601, inclusive; default: "
+                                      "24 hours before `until`.")  # fmt: skip
+    until = serializers.DateTimeField(required=False, help_text="ISO 8601, exclusive; default: "
+                                      "now.")  # fmt: skip
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        until = attrs.get("until") or timezone.now()
+        since = attrs.get("since") or until - timedelta(hours=24)
+        if not since < until:
+            raise serializers.ValidationError({"since": "must be before until."})
+        if until - since > MAX_LATENCY_RANGE:
+            raise serializers.ValidationError({"since": "the range is at most 31 days."})
+        return {"since": since, "until": until}
+
+
+class IndexLatencyApi(TenantAPIView):
+    minimum_role = {"GET": Role.VIEWER}
+
+    @extend_schema(
+        operation_id="indexes_latency",
+        tags=["indexes"],
+        description="The index's latency as the gateway measured it (from the request's "
+        "arrival to its answer, answered requests only), per hour, newest first: requests and "
+        "p50/p95/p99 in ms, upper bounds at the histogram's resolution (`bounds_ms`). Flushed "
+        "with the usage every few seconds. At most 31 days at a time.",
+        parameters=[LatencyFilterInput],
+        responses={200: LatencyOutput, **INDEX_ERRORS},
+    )
+    def get(self, request: Request, tenant_slug: str, index_name: str) -> Response:
+        filters = LatencyFilterInput(data=query_filters(request))
+        filters.is_valid(raise_exception=True)
+        index = selectors.index_get(name=index_name)
+        span = filters.validated_data
+        body = {
+            "index": index.name,
+            **span,
+            "bounds_ms": list(latency.BOUNDS_MS),
+            "hours": selectors.index_latency(index=index, **span),
+        }
+        return Response(LatencyOutput(body).data)
 
 
 class UsageRowOutput(serializers.Serializer[Any]):
