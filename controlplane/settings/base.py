@@ -123,9 +123,7 @@ X_FRAME_OPTIONS = "DENY"
 VECTORPLANE_NUM_PROXIES = config.env_int("VECTORPLANE_NUM_PROXIES", 0)
 
 # Public URL printed by `make run` and used in links.
-VECTORPLANE_PUBLIC_URL = config.env_str(
-    "VECTORPLANE_PUBLIC_URL", f"http://{config.http_host()}:{config.http_port()}"
-)
+VECTORPLANE_PUBLIC_URL = config.public_url()
 VECTORPLANE_ALLOW_SIGNUP = config.env_bool("VECTORPLANE_ALLOW_SIGNUP", default=True)
 # Default grace period for rotated API keys, and invitation lifetime.
 VECTORPLANE_KEY_ROTATION_GRACE_SECONDS = config.env_int(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from unittest import mock
 
@@ -344,6 +344,11 @@ TOKENS = "/api/v1/personal-access-tokens"
 _NOT_FOUND = frozenset({"not_found"})
 
 
+def _ago(delta: timedelta) -> str:
+    """An ISO 8601 instant `delta` before now (UTC)."""
+    return (datetime.now(UTC) - delta).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _m(operation_id: str, build: Callable[[World, str], Req], variant: str = "",
        **meaning: set[str]) -> Base:  # fmt: skip
     return Base(operation_id, build, variant, {k: frozenset(v) for k, v in meaning.items()})
@@ -477,6 +482,13 @@ MANAGEMENT: list[Base] = [
        lambda w, u: Req(path={"tenant_slug": w.slug, "index_name": w.index_name},
                         body={"ef_search": 50, "deletion_protection": False,
                               "tags": {"team": "fuzz"}},
+                        headers=w.operator_auth())),
+    _m("indexes_latency",
+       lambda w, u: Req(path={"tenant_slug": w.slug, "index_name": w.index_name},
+                        query=[("since", _ago(timedelta(days=1))), ("until", _ago(timedelta(0)))],
+                        headers=w.operator_auth())),
+    _m("indexes_playground_key",
+       lambda w, u: Req(path={"tenant_slug": w.slug, "index_name": w.index_name},
                         headers=w.operator_auth())),
     _m("indexes_destroy",
        lambda w, u: Req(path={"tenant_slug": w.slug, "index_name": w.fresh_index_name()},

@@ -225,15 +225,27 @@ def start_gateway(name: str, log_dir: Path, redis: RedisProcess, **extra_env: st
 
 
 @pytest.fixture(scope="session")
+def control_plane_port() -> int:
+    """The control plane's port, chosen before the gateway starts: the gateway answers the
+    console on that origin cross-origin (its query playground)."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
 def gateway_server(
     django_db_setup: None,
     data_database: str,
     redis_server: RedisProcess,
+    control_plane_port: int,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Server]:
     """One gateway process for the session, in host-routing mode too
-    (`{index}-{tenant}.gw.vectorplane.test` on the bare routes)."""
-    server = start_gateway("gateway", tmp_path_factory.mktemp("gateway"), redis_server)
+    (`{index}-{tenant}.gw.vectorplane.test` on the bare routes), answering the session's
+    control plane (the console) cross-origin."""
+    server = start_gateway(
+        "gateway", tmp_path_factory.mktemp("gateway"), redis_server,
+        VECTORPLANE_GATEWAY_CORS_ORIGINS=f"http://127.0.0.1:{control_plane_port}",
+    )  # fmt: skip
     try:
         yield server
     finally:
@@ -245,6 +257,7 @@ def control_plane_server(
     django_db_setup: None,
     data_database: str,
     gateway_server: Server,
+    control_plane_port: int,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Server]:
     """The control plane (Django under granian WSGI) on the test database, as the
@@ -256,7 +269,7 @@ def control_plane_server(
         f"postgresql://{quote(str(db['USER']), safe='')}:{quote(str(db['PASSWORD']), safe='')}"
         f"@{db['HOST']}:{db['PORT']}/{quote(str(db['NAME']), safe='')}"
     )
-    port = free_port()
+    port = control_plane_port
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env.update(
         DATABASE_URL=database_url,
