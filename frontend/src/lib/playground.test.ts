@@ -79,21 +79,21 @@ describe("the snippets", () => {
   });
 
   it("Python: the pinecone client pointed at the control plane and the index host, with Python literals", () => {
-    const text = pythonSnippet("http://127.0.0.1:8000", host, body);
+    const text = pythonSnippet("http://127.0.0.1:8000", "docs", body);
     expect(text).toContain("from pinecone import Pinecone");
     expect(text).toContain('pc = Pinecone(api_key=os.environ["VECTORPLANE_KEY"], host="http://127.0.0.1:8000")');
-    expect(text).toContain('index = pc.Index(host="http://127.0.0.1:8080/v1/indexes/docs")');
+    expect(text).toContain('index = pc.Index("docs")');
     expect(text).toContain('index.query(vector=[1, 0, 0], top_k=2, filter={"genre": {"$eq": "it\'s"}, "ok": {"$exists": True}}, include_values=False, include_metadata=True)');
     expect(text.startsWith("import os\n")).toBe(true);
   });
 
   it("Python: by ID, with a namespace", () => {
-    const text = pythonSnippet("http://cp", host, { id: "a", topK: 5, namespace: "ns", includeValues: true, includeMetadata: false });
+    const text = pythonSnippet("http://cp", "docs", { id: "a", topK: 5, namespace: "ns", includeValues: true, includeMetadata: false });
     expect(text).toContain('index.query(id="a", top_k=5, namespace="ns", include_values=True, include_metadata=False)');
   });
 
   it("never holds a key, only the environment variable", () => {
-    for (const text of [curlSnippet(host, body), pythonSnippet("http://cp", host, body)]) {
+    for (const text of [curlSnippet(host, body), pythonSnippet("http://cp", "docs", body)]) {
       expect(text).not.toMatch(/vpk_/);
       expect(text).toContain("VECTORPLANE_KEY");
     }

@@ -143,8 +143,9 @@ export function pythonLiteral(value: JsonValue | undefined): string {
     .join(", ")}}`;
 }
 
-/** The same query with the pinecone Python client, pointed at this platform. */
-export function pythonSnippet(controlPlane: string, host: string, body: QueryBody): string {
+/** The same query with the pinecone Python client, pointed at this platform: the client asks
+ * the control plane (`host=`) where the index lives, as the README's examples do. */
+export function pythonSnippet(controlPlane: string, indexName: string, body: QueryBody): string {
   const args: string[] = [];
   if (body.vector !== undefined) args.push(`vector=${pythonLiteral(body.vector)}`);
   if (body.id !== undefined) args.push(`id=${pythonLiteral(body.id)}`);
@@ -159,7 +160,7 @@ export function pythonSnippet(controlPlane: string, host: string, body: QueryBod
     "from pinecone import Pinecone",
     "",
     `pc = Pinecone(api_key=os.environ["VECTORPLANE_KEY"], host=${pythonLiteral(controlPlane)})`,
-    `index = pc.Index(host=${pythonLiteral(host)})`,
+    `index = pc.Index(${pythonLiteral(indexName)})`,
     `print(index.query(${args.join(", ")}))`,
   ].join("\n");
 }

@@ -249,7 +249,7 @@ function Playground({ slug, index }: { slug: string; index: Index }) {
               The same query outside the console. Set <code>VECTORPLANE_KEY</code> to an API key with the <code>read</code> scope (<Link to={`/t/${slug}/keys`}>mint one</Link>).
             </p>
             <Snippet title="curl" text={curlSnippet(index.host, built.body)} />
-            <Snippet title="Python (pinecone client)" text={pythonSnippet(origin, index.host, built.body)} />
+            <Snippet title="Python (pinecone client)" text={pythonSnippet(origin, index.name, built.body)} />
           </>
         ) : (
           <p className="hint">Fill in the form (a valid vector or ID, Top K and filter) to see the query as curl and Python.</p>
