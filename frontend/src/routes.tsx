@@ -1,3 +1,4 @@
+import { lazy, Suspense } from "react";
 import { Navigate, Outlet, useLocation, type RouteObject } from "react-router";
 import { useAuth } from "./auth";
 import { AppHeader } from "./components/AppHeader";
@@ -15,6 +16,17 @@ import { OverviewPage } from "./pages/OverviewPage";
 import { TenantLayout } from "./pages/TenantLayout";
 
 export { BASENAME } from "./lib/basename";
+
+// The index page (query playground) is a chunk of its own, fetched when first opened.
+const IndexPage = lazy(() => import("./pages/IndexPage"));
+
+function IndexRoute() {
+  return (
+    <Suspense fallback={<Loading what="the index page" />}>
+      <IndexPage />
+    </Suspense>
+  );
+}
 
 /** Unauthenticated users are sent to sign in, and come back where they were going. */
 function RequireAuth() {
@@ -67,6 +79,7 @@ export const routes: RouteObject[] = [
         children: [
           { index: true, element: <OverviewPage /> },
           { path: "indexes", element: <IndexesPage /> },
+          { path: "indexes/:name", element: <IndexRoute /> },
           { path: "keys", element: <KeysPage /> },
           { path: "members", element: <MembersPage /> },
           { path: "audit", element: <AuditPage /> },

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Response, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Request, Response, expect
 
 from gateway.tests.conftest import Gateway, Server
 
@@ -141,6 +141,78 @@ def test_a_new_user_goes_from_sign_up_to_a_query_and_revokes_the_key(
     )
     refused = gateway.post("/v1/indexes/docs/query", secret, {"vector": [1, 0, 0], "topK": 1})
     assert refused.status_code == 401 and refused.json()["error"]["code"] == "api_key_revoked"
+
+
+def test_the_query_playground_queries_the_gateway(
+    context: BrowserContext,
+    control_plane_server: Server,
+    gateway: Gateway,
+    shot: Callable[[Page, str], Path],
+) -> None:
+    """The index page's playground mints its own short-lived key and calls the gateway
+    directly (cross-origin, by CORS); an invalid filter is refused on its field, unsent."""
+    base = control_plane_server.url
+    page = context.new_page()
+    queries: list[str] = []  # the browser's queries to the gateway (not its preflights)
+
+    def record(request: Request) -> None:
+        url = request.url
+        if (
+            request.method == "POST"
+            and url.startswith(gateway.server.url)
+            and url.endswith("/query")
+        ):
+            queries.append(url)
+
+    page.on("request", record)
+    sign_up(page, base, f"{unique('cy')}@example.test")
+    create_tenant(page, unique("playco"))
+
+    page.get_by_role("link", name="Indexes").click()
+    page.get_by_label("Name").fill("docs")
+    page.get_by_label("Dimension").fill("3")
+    page.get_by_role("button", name="Create index").click()
+    expect(page.get_by_role("cell", name="docs", exact=True)).to_be_visible()
+
+    page.get_by_role("link", name="API keys").click()
+    page.get_by_label("Key name").fill("loader")
+    page.get_by_label("write").check()
+    page.get_by_role("button", name="Mint key").click()
+    secret_box = page.get_by_label("Secret")
+    expect(secret_box).to_be_visible()
+    secret = secret_box.input_value()
+    upsert = {"vectors": [
+        {"id": "a", "values": [1.0, 0.0, 0.0], "metadata": {"genre": "jazz"}},
+        {"id": "b", "values": [0.9, 0.1, 0.0], "metadata": {"genre": "rock"}},
+    ]}  # fmt: skip
+    written = gateway.post("/v1/indexes/docs/vectors/upsert", secret, upsert)
+    assert written.status_code == 200, written.text
+
+    page.get_by_role("link", name="Indexes").click()
+    page.get_by_role("cell", name="docs", exact=True).get_by_role("link", name="docs").click()
+    expect(page.get_by_role("heading", name="docs", level=1)).to_be_visible()
+    expect(page.get_by_role("heading", name="Query playground")).to_be_visible()
+
+    page.get_by_label("Vector", exact=True).fill("[1, 0, 0]")
+    page.get_by_label("Top K", exact=True).fill("2")
+    page.get_by_label("Filter", exact=True).fill('{"genre": {"$eq": "jazz"}}')
+    page.get_by_role("button", name="Run query").click()
+    results = page.get_by_role("table", name="Results")
+    expect(results.get_by_role("cell", name="a", exact=True)).to_be_visible()
+    expect(results.get_by_role("cell", name="b", exact=True)).to_have_count(0)
+    expect(page.get_by_text(re.compile(r"^\d+ matches in [\d.]+ ms$"))).to_be_visible()
+    assert len(queries) == 1, queries
+    snippets = page.get_by_role("region", name="Copy as")
+    expect(snippets).to_contain_text('-H "Api-Key: $VECTORPLANE_KEY"')
+    expect(snippets).not_to_contain_text("vpk_")
+    shot(page, "query-playground")
+
+    page.get_by_label("Filter", exact=True).fill('{"genre": ')
+    page.get_by_role("button", name="Run query").click()
+    filter_box = page.get_by_label("Filter", exact=True)
+    expect(filter_box).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_text(re.compile("Not valid JSON"))).to_be_visible()
+    assert len(queries) == 1, queries  # the invalid filter was not sent
 
 
 def test_another_tenants_pages_are_not_found_and_leak_nothing(

@@ -1,4 +1,5 @@
 import { useCallback, useEffect, useRef, useState, type FormEvent } from "react";
+import { Link } from "react-router";
 import { api, call } from "../api/client";
 import { fieldErrors, type ApiError, type FieldErrors } from "../api/errors";
 import type { Index, Metric } from "../api/types";
@@ -203,7 +204,9 @@ export function IndexesPage() {
             <tbody>
               {list.items.map((index) => (
                 <tr key={index.id}>
-                  <td className="row-name">{index.name}</td>
+                  <td className="row-name">
+                    <Link to={`/t/${slug}/indexes/${index.name}`}>{index.name}</Link>
+                  </td>
                   <td>{formatNumber(index.dimension)}</td>
                   <td>{index.metric}</td>
                   <td>
