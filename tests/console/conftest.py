@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from gateway.tests.conftest import (  # noqa: F401 - fixtures, by name
+    control_plane_port,
     control_plane_server,
     gateway,
     gateway_server,
