@@ -214,6 +214,18 @@ def test_the_query_playground_queries_the_gateway(
     expect(page.get_by_text(re.compile("Not valid JSON"))).to_be_visible()
     assert len(queries) == 1, queries  # the invalid filter was not sent
 
+    # The query's latency, measured by the gateway and flushed with its usage (every 5 s),
+    # comes back through the latency API into the index page's chart.
+    last_hour = page.get_by_text(re.compile(r"Last hour with traffic: \d+ requests"))
+    for _attempt in range(15):
+        page.reload()
+        expect(page.get_by_role("heading", name="Latency, last 24 hours")).to_be_visible()
+        page.wait_for_timeout(1000)
+        if last_hour.count():
+            break
+    expect(last_hour).to_be_visible()
+    expect(page.locator(".uplot")).to_have_count(1)
+
 
 def test_another_tenants_pages_are_not_found_and_leak_nothing(
     browser: Browser, control_plane_server: Server, shot: Callable[[Page, str], Path]

@@ -1,8 +1,13 @@
 import { screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { apiError, json, mockApi, signedIn, type Handler } from "../test/mockApi";
 import { renderApp } from "../test/renderApp";
+
+// uPlot draws on a canvas that jsdom lacks; the chart itself is exercised in the browser tests.
+vi.mock("../components/TimeChart", () => ({
+  default: ({ title }: { title: string }) => <figure aria-label={title} />,
+}));
 
 const HOST = "http://127.0.0.1:8080/v1/indexes/docs";
 const INDEX = {
@@ -44,9 +49,15 @@ function indexApi(extra: Record<string, Handler> = {}) {
     "GET /api/v1/tenants/acme/usage/stored-vectors": () => ({ data: [{ index: "docs", vectors: 1234 }] }),
     "POST /api/v1/tenants/acme/indexes/docs/playground-key": mintKey,
     "POST /v1/indexes/docs/query": () => MATCHES,
+    "GET /api/v1/tenants/acme/indexes/docs/latency": () => LATENCY,
     ...extra,
   });
 }
+
+const LATENCY = {
+  index: "docs", since: "2026-12-02T08:00:00Z", until: "2026-12-03T08:00:00Z", bounds_ms: [0.5, 1, 2, 3, 5],
+  hours: [{ hour: "2026-12-03T07:00:00Z", requests: 42, p50_ms: 2, p95_ms: 5, p99_ms: 7.5 }],
+};
 
 const gatewayCalls = (calls: Request[]) => calls.filter((r) => r.url.startsWith(HOST));
 
@@ -198,5 +209,20 @@ describe("the query playground", () => {
     const user = userEvent.setup();
     await user.click(await screen.findByRole("button", { name: '{"year": {"$gte": 2020}}' }));
     expect(screen.getByLabelText("Filter")).toHaveValue('{"year": {"$gte": 2020}}');
+  });
+});
+
+describe("the index's latency", () => {
+  it("shows the last hour's percentiles from the latency API", async () => {
+    indexApi();
+    renderApp("/t/acme/indexes/docs");
+    expect(await screen.findByRole("heading", { name: "Latency, last 24 hours" })).toBeInTheDocument();
+    expect(await screen.findByText(/42 requests, p50 ≤ 2 ms, p95 ≤ 5 ms, p99 ≤ 7.5 ms/)).toBeInTheDocument();
+  });
+
+  it("teaches what to do when there is no traffic yet", async () => {
+    indexApi({ "GET /api/v1/tenants/acme/indexes/docs/latency": () => ({ ...LATENCY, hours: [] }) });
+    renderApp("/t/acme/indexes/docs");
+    expect(await screen.findByText(/No requests answered yet/)).toBeInTheDocument();
   });
 });

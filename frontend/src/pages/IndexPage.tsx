@@ -2,7 +2,7 @@
 // which mints a short-lived read key through the management API and then calls
 // the gateway directly at the index's host with plain fetch.
 
-import { useCallback, useId, useMemo, useState, type FormEvent } from "react";
+import { lazy, Suspense, useCallback, useId, useMemo, useState, type FormEvent } from "react";
 import { Link, useParams } from "react-router";
 import { api, call } from "../api/client";
 import { ApiError, toApiError } from "../api/errors";
@@ -16,6 +16,55 @@ import { buildQuery, curlSnippet, DEFAULT_FORM, FILTER_EXAMPLES, pythonSnippet, 
 import { PlaygroundKeys, withKey, type PlaygroundKey } from "../lib/playgroundKey";
 import { asApiError, useAsync } from "../lib/useAsync";
 import { useTenant } from "./TenantLayout";
+
+const TimeChart = lazy(() => import("../components/TimeChart"));
+
+/** The index's latency per hour over the last day, as the gateway measured it. */
+function Latency({ slug, name }: { slug: string; name: string }) {
+  const load = useCallback(
+    () => call(api.GET("/api/v1/tenants/{tenant_slug}/indexes/{index_name}/latency", { params: { path: { tenant_slug: slug, index_name: name } } })),
+    [slug, name],
+  );
+  const state = useAsync(load);
+  return (
+    <section className="card" aria-labelledby="latency-heading">
+      <h2 id="latency-heading">Latency, last 24 hours</h2>
+      {state.status === "loading" ? <Loading what="the latency" /> : null}
+      {state.status === "error" ? <ErrorMessage error={state.error} title="Could not load the latency." /> : null}
+      {state.status === "ready" && state.data.hours.length === 0 ? (
+        <p className="empty">No requests answered yet. Run a query below; the gateway reports latency with its usage every few seconds.</p>
+      ) : null}
+      {state.status === "ready" && state.data.hours.length > 0
+        ? (() => {
+            const hours = [...state.data.hours].reverse();
+            const x = hours.map((h) => Date.parse(h.hour) / 1000);
+            const ms = (v: number | null | undefined) => v ?? 0;
+            const last = state.data.hours[0];
+            if (last === undefined) return null;
+            return (
+              <>
+                <Suspense fallback={<Loading what="the chart" />}>
+                  <TimeChart
+                    title="p50 / p95 / p99 per hour (ms)"
+                    x={x}
+                    series={[
+                      { label: "p50", values: hours.map((h) => ms(h.p50_ms)), color: "#2563eb" },
+                      { label: "p95", values: hours.map((h) => ms(h.p95_ms)), color: "#d97706" },
+                      { label: "p99", values: hours.map((h) => ms(h.p99_ms)), color: "#dc2626" },
+                    ]}
+                  />
+                </Suspense>
+                <p className="hint">
+                  Last hour with traffic: {formatNumber(last.requests)} requests, p50 ≤ {ms(last.p50_ms)} ms, p95 ≤ {ms(last.p95_ms)} ms, p99 ≤{" "}
+                  {ms(last.p99_ms)} ms (upper bounds of the histogram's buckets).
+                </p>
+              </>
+            );
+          })()
+        : null}
+    </section>
+  );
+}
 
 interface Match {
   id: string;
@@ -335,6 +384,7 @@ export default function IndexPage() {
         {stored instanceof ApiError ? <ErrorMessage error={stored} title="Could not count the stored vectors." /> : null}
       </section>
       <Playground key={`${slug}/${index.name}`} slug={slug} index={index} />
+      <Latency slug={slug} name={index.name} />
     </>
   );
 }
