@@ -56,23 +56,29 @@ def world(django_db_setup: None, django_db_blocker: Any) -> Iterator[World]:
         )
 
 
-@pytest.fixture(scope="module")
-def app(world: World) -> Starlette:
-    """The app with a per-process rate limit (no Redis needed); the environment is put back
-    at once, so server processes started later inherit nothing of it."""
-    saved = os.environ.get("VECTORPLANE_GATEWAY_RATE_LIMIT")
-    os.environ["VECTORPLANE_GATEWAY_RATE_LIMIT"] = "local"
+def make_app(**env: str) -> Starlette:
+    """The app on the test databases with a per-process rate limit (no Redis needed) and
+    `env` set while it reads its settings; the environment is put back at once, so server
+    processes started later inherit nothing of it."""
+    settings = {"VECTORPLANE_GATEWAY_RATE_LIMIT": "local", **env}
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     try:
         return create_app(
             control_url=gateway_control_url(control_db_name()),
             data_url=config.gateway_data_database_url(),
         )
     finally:
-        if saved is None:
-            os.environ.pop("VECTORPLANE_GATEWAY_RATE_LIMIT", None)
-        else:
-            os.environ["VECTORPLANE_GATEWAY_RATE_LIMIT"] = saved
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
+
+@pytest.fixture(scope="module")
+def app(world: World) -> Starlette:
+    return make_app()
 
 class InProcess:
     """Requests to the app on one event loop, its lifespan (pools, LISTEN) open throughout."""
@@ -249,21 +255,7 @@ CONSOLE = "http://console.test"
 @pytest.fixture(scope="module")
 def cors_gw(world: World) -> Iterator[InProcess]:
     """The app with the console's origin allowed (`VECTORPLANE_GATEWAY_CORS_ORIGINS`)."""
-    saved = {k: os.environ.get(k) for k in ("VECTORPLANE_GATEWAY_RATE_LIMIT",
-                                            "VECTORPLANE_GATEWAY_CORS_ORIGINS")}  # fmt: skip
-    os.environ.update(VECTORPLANE_GATEWAY_RATE_LIMIT="local",
-                      VECTORPLANE_GATEWAY_CORS_ORIGINS=CONSOLE + "/")  # fmt: skip
-    try:
-        app = create_app(
-            control_url=gateway_control_url(control_db_name()),
-            data_url=config.gateway_data_database_url(),
-        )
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    app = make_app(VECTORPLANE_GATEWAY_CORS_ORIGINS=CONSOLE + "/")
     client = InProcess(app)
     try:
         yield client

@@ -231,7 +231,7 @@ class IndexPlaygroundKeyApi(TenantAPIView):
         key, secret = index_services.index_playground_key(
             actor=self.actor(), tenant=self.tenant, index=index
         )
-        host = IndexOutput(index, context={"tenant_slug": self.tenant.slug}).data["host"]
+        host = selectors.index_host(index, tenant_slug=self.tenant.slug)
         body = {"key": secret, "key_id": key.id, "expires_at": key.expires_at,
                 "index": index.name, "host": host}  # fmt: skip
         return Response(PlaygroundKeyOutput(body).data, status=status.HTTP_201_CREATED)
