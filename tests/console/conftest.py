@@ -20,6 +20,8 @@ from gateway.tests.conftest import (  # noqa: F401 - fixtures, by name
     redis_server,
 )
 
+from .helpers import context, shot  # noqa: F401 - fixtures, by name
+
 CHROMIUM = Path(os.environ.get("VECTORPLANE_CHROMIUM", "/usr/bin/chromium"))
 DIST = Path(__file__).resolve().parents[2] / "frontend" / "dist" / "index.html"
 

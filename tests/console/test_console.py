@@ -9,82 +9,17 @@ docs/console/ (shown in docs/console.md); otherwise to the test's temporary fold
 
 from __future__ import annotations
 
-import os
 import re
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Request, Response, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Request, expect
 
 from gateway.tests.conftest import Gateway, Server
 
-DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
-PASSWORD = "correct horse battery staple 42"
-
-
-class Recorder:
-    """Every API response the browser received (URL and body), for isolation checks."""
-
-    def __init__(self, page: Page) -> None:
-        self.bodies: list[tuple[str, str]] = []
-        page.on("response", self._record)
-
-    def _record(self, response: Response) -> None:
-        if "/api/" not in response.url:
-            return
-        try:
-            self.bodies.append((response.url, response.text()))
-        except Exception:  # a body the browser discarded (a redirect, an aborted request)
-            self.bodies.append((response.url, ""))
-
-    def mentioning(self, needle: str) -> list[str]:
-        return [url for url, body in self.bodies if needle in body]
-
-
-@pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-    try:
-        yield ctx
-    finally:
-        ctx.close()
-
-
-def sign_up(page: Page, base: str, email: str) -> None:
-    page.goto(f"{base}/console/")
-    page.get_by_role("link", name=re.compile("sign up", re.I)).click()
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign up").click()
-
-
-def create_tenant(page: Page, name: str) -> None:
-    page.get_by_label("Tenant name").fill(name)
-    page.get_by_role("button", name="Create tenant").click()
-    expect(page.get_by_role("link", name="Indexes")).to_be_visible()
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-def shot(tmp_path: Path) -> Callable[[Page, str], Path]:
-    """Screenshot a page: into docs/console/ under `make screenshots`, else tmp_path."""
-    folder = DOCS_SCREENSHOTS if os.environ.get("VECTORPLANE_CONSOLE_SCREENSHOTS") else tmp_path
-
-    def take(page: Page, name: str) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{name}.png"
-        page.screenshot(path=str(path), full_page=False)
-        assert path.stat().st_size > 1000
-        return path
-
-    return take
+from .helpers import Recorder, create_tenant, sign_up, unique
 
 
 def test_a_new_user_goes_from_sign_up_to_a_query_and_revokes_the_key(
@@ -288,7 +223,6 @@ def test_the_console_is_served_with_its_assets_and_csrf_cookie(
         assert client.get("/console/assets/missing-00000000.js").status_code == 404
         assert client.get("/console", follow_redirects=False).status_code == 301
         assert client.post("/console/").status_code == 403  # CSRF, before any view
-
 
 
 AXE = Path(__file__).resolve().parents[2] / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
