@@ -2,6 +2,8 @@
 // data-plane body, and the "copy as" snippets. No React, no fetch: unit-tested
 // on their own (playground.test.ts).
 
+import { checkFilterText } from "./filterLanguage";
+
 export type QueryBy = "vector" | "id";
 
 export interface QueryForm {
@@ -62,16 +64,11 @@ export function parseVector(text: string, dimension: number): Parsed<number[]> {
   return { ok: true, value: value as number[] };
 }
 
-/** An optional filter: empty, or a JSON object. */
+/** An optional filter: empty, or a filter the server's parser accepts (lib/filterLanguage.ts). */
 export function parseFilter(text: string): Parsed<JsonObject | undefined> {
-  if (!text.trim()) return { ok: true, value: undefined };
-  const parsed = parseJson(text);
-  if (!parsed.ok) return parsed;
-  const value = parsed.value;
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    return { ok: false, error: 'Must be a JSON object, e.g. {"genre": {"$eq": "jazz"}}.' };
-  }
-  return { ok: true, value: value as JsonObject };
+  const checked = checkFilterText(text);
+  if (!checked.ok) return { ok: false, error: checked.error };
+  return { ok: true, value: checked.value as JsonObject | undefined };
 }
 
 export function parseTopK(text: string): Parsed<number> {

@@ -11,6 +11,7 @@ import { copyText } from "../components/CopyField";
 import { ErrorMessage } from "../components/ErrorMessage";
 import { SelectField, TextAreaField, TextField } from "../components/Field";
 import { Loading } from "../components/Loading";
+import { FilterEditor } from "../components/FilterEditor";
 import { formatNumber } from "../lib/format";
 import { buildQuery, curlSnippet, DEFAULT_FORM, FILTER_EXAMPLES, pythonSnippet, type FormErrors, type JsonValue, type QueryBody, type QueryForm } from "../lib/playground";
 import { PlaygroundKeys, withKey, type PlaygroundKey } from "../lib/playgroundKey";
@@ -256,24 +257,7 @@ function Playground({ slug, index }: { slug: string; index: Index }) {
           )}
           <TextField label="Top K" name="topK" inputMode="numeric" value={form.topK} onChange={(e) => set("topK", e.target.value)} error={errors.topK} hint="1 to 10,000." />
           <TextField label="Namespace" name="namespace" autoComplete="off" value={form.namespace} onChange={(e) => set("namespace", e.target.value)} hint="Optional; empty is the default namespace." />
-          <TextAreaField
-            label="Filter"
-            name="filter"
-            rows={3}
-            spellCheck={false}
-            value={form.filter}
-            onChange={(e) => set("filter", e.target.value)}
-            error={errors.filter}
-            hint="Optional: a JSON object on the metadata ($eq, $ne, $gt, $gte, $lt, $lte, $in, $nin, $exists, $and, $or)."
-          />
-          <div className="examples">
-            <span className="hint">Examples:</span>
-            {FILTER_EXAMPLES.map((example) => (
-              <button type="button" key={example.filter} title={example.label} onClick={() => set("filter", example.filter)}>
-                {example.filter}
-              </button>
-            ))}
-          </div>
+          <FilterEditor label="Filter" name="filter" value={form.filter} onChange={(text) => set("filter", text)} error={errors.filter} examples={FILTER_EXAMPLES} />
           <div className="field">
             <label className="checkbox">
               <input type="checkbox" checked={form.includeValues} onChange={(e) => set("includeValues", e.target.checked)} /> Include values
