@@ -274,3 +274,48 @@ def test_the_main_pages_have_no_serious_accessibility_violations(
         finally:
             ctx.close()
     assert {page: found for page, found in results.items() if found} == {}
+
+
+def test_a_viewer_joins_by_invitation_and_cannot_see_keys(
+    browser: Browser, control_plane_server: Server
+) -> None:
+    base = control_plane_server.url
+    owner_ctx = browser.new_context()
+    viewer_ctx = browser.new_context()
+    try:
+        owner = owner_ctx.new_page()
+        sign_up(owner, base, f"{unique('oli')}@example.test")
+        create_tenant(owner, unique("viewco"))
+        owner.get_by_role("link", name="API keys").click()
+        key_name = unique("ops")
+        owner.get_by_label("Key name").fill(key_name)
+        owner.get_by_role("button", name="Mint key").click()
+        expect(owner.get_by_label("Secret")).to_have_value(re.compile("^vpk_"))
+        owner.get_by_role("button", name="Done, I stored it").click()
+
+        viewer_email = f"{unique('val')}@example.test"
+        owner.get_by_role("link", name="Members").click()
+        owner.get_by_label("Email").fill(viewer_email)
+        owner.get_by_label("Role").select_option("viewer")
+        owner.get_by_role("button", name="Invite").click()
+        link = owner.get_by_label("Invitation link").input_value()
+        assert "/console/invitations/accept?token=" in link
+
+        viewer = viewer_ctx.new_page()
+        log = Recorder(viewer)
+        sign_up(viewer, base, viewer_email)
+        expect(viewer.get_by_label("Tenant name")).to_be_visible()
+        viewer.goto(link)
+        viewer.get_by_role("button", name=re.compile("accept", re.I)).click()
+        expect(viewer.get_by_role("link", name="Members")).to_be_visible()
+        expect(viewer.get_by_role("link", name="API keys")).to_have_count(0)
+        slug = re.search(r"/console/t/([^/]+)", viewer.url)
+        assert slug is not None
+        viewer.goto(f"{base}/console/t/{slug.group(1)}/keys")
+        note = re.compile("Viewers cannot see or mint API keys")
+        expect(viewer.get_by_text(note)).to_be_visible()
+        assert log.mentioning(key_name) == []
+        assert [url for url, _ in log.bodies if "/api-keys" in url] == []
+    finally:
+        owner_ctx.close()
+        viewer_ctx.close()

@@ -16,3 +16,4 @@ export type Scope = S["ScopeEnum"];
 export type Invitation = S["InvitationOutput"];
 export type InvitationCreated = S["InvitationCreatedOutput"];
 export type Role = S["RoleEnum"];
+export type Filter = S["Filter"];

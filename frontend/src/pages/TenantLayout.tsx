@@ -54,7 +54,8 @@ export function TenantLayout() {
   const links = [
     { to: base, label: "Overview", end: true },
     { to: `${base}/indexes`, label: "Indexes" },
-    { to: `${base}/keys`, label: "API keys" },
+    // Viewers read the tenant; keys are for members and up (the API refuses them too).
+    ...(tenant.role === "viewer" ? [] : [{ to: `${base}/keys`, label: "API keys" }]),
     { to: `${base}/members`, label: "Members" },
     { to: `${base}/audit`, label: "Audit log" },
   ];
