@@ -1,7 +1,9 @@
 import { useCallback, useState, type FormEvent } from "react";
 import { api, call } from "../api/client";
 import { fieldErrors, type ApiError } from "../api/errors";
-import type { InvitationCreated, Role } from "../api/types";
+import type { Invitation, InvitationCreated, Member, Role } from "../api/types";
+import { useNavigate } from "react-router";
+import { useAuth } from "../auth";
 import { CopyField } from "../components/CopyField";
 import { ErrorMessage } from "../components/ErrorMessage";
 import { SelectField, TextField } from "../components/Field";
@@ -62,6 +64,87 @@ function InviteForm({ slug, onInvited }: { slug: string; onInvited: (invitation:
   );
 }
 
+/** What the last-owner rule means, said where it blocks (the API's `last_owner`). */
+export function LastOwnerHelp({ error }: { error: ApiError | undefined }) {
+  if (error?.code !== "last_owner") return null;
+  return (
+    <p role="note" className="warning">
+      Every tenant keeps at least one owner, so that someone can always manage its members, keys and billing. Make another member an owner first; then this owner can be changed, removed or leave.
+    </p>
+  );
+}
+
+function RevokeInvitation({ slug, invitation, onDone }: { slug: string; invitation: Invitation; onDone: (error?: ApiError) => void }) {
+  const [busy, setBusy] = useState(false);
+  async function revoke() {
+    setBusy(true);
+    try {
+      await call(api.DELETE("/api/v1/tenants/{tenant_slug}/invitations/{invitation_id}", { params: { path: { tenant_slug: slug, invitation_id: invitation.id } } }));
+      onDone();
+    } catch (cause) {
+      onDone(asApiError(cause));
+    } finally {
+      setBusy(false);
+    }
+  }
+  return (
+    <button type="button" className="danger-link" onClick={revoke} disabled={busy} aria-label={`Revoke the invitation of ${invitation.email}`}>
+      Revoke
+    </button>
+  );
+}
+
+function MemberActions({ slug, member, isSelf, canManage: manage, onChanged }: { slug: string; member: Member; isSelf: boolean; canManage: boolean; onChanged: (outcome: { error?: ApiError; notice?: string; left?: boolean }) => void }) {
+  const [busy, setBusy] = useState(false);
+  const path = { tenant_slug: slug, user_id: member.user_id };
+  async function run(action: () => Promise<unknown>, notice: string, left = false) {
+    setBusy(true);
+    try {
+      await action();
+      onChanged({ notice, left });
+    } catch (cause) {
+      onChanged({ error: asApiError(cause) });
+    } finally {
+      setBusy(false);
+    }
+  }
+  return (
+    <div className="row-actions">
+      {manage ? (
+        <>
+          <label htmlFor={`role-${member.user_id}`} className="visually-hidden">
+            Role of {member.email}
+          </label>
+          <select
+            id={`role-${member.user_id}`}
+            value={member.role}
+            disabled={busy}
+            onChange={(e) => {
+              const role = e.target.value as Role;
+              void run(() => call(api.PATCH("/api/v1/tenants/{tenant_slug}/members/{user_id}", { params: { path }, body: { role } })), `${member.email} is now ${role}.`);
+            }}
+          >
+            {ROLES.map((r) => (
+              <option key={r} value={r}>
+                {r}
+              </option>
+            ))}
+          </select>
+        </>
+      ) : null}
+      {isSelf ? (
+        <button type="button" className="danger-link" disabled={busy} onClick={() => void run(() => call(api.DELETE("/api/v1/tenants/{tenant_slug}/members/{user_id}", { params: { path } })), "You left the tenant.", true)}>
+          Leave tenant
+        </button>
+      ) : manage ? (
+        <button type="button" className="danger-link" disabled={busy} aria-label={`Remove ${member.email}`} onClick={() => void run(() => call(api.DELETE("/api/v1/tenants/{tenant_slug}/members/{user_id}", { params: { path } })), `${member.email} removed.`)}>
+          Remove
+        </button>
+      ) : null}
+    </div>
+  );
+}
+
 function Invitations({ slug }: { slug: string }) {
   const loadPage = useCallback(
     (cursor: string | undefined) =>
@@ -69,10 +152,12 @@ function Invitations({ slug }: { slug: string }) {
     [slug],
   );
   const list = usePaged(loadPage);
+  const [error, setError] = useState<ApiError | undefined>();
   const pending = list.items.filter((i) => i.status === "pending");
   return (
     <section aria-labelledby="invitations-heading">
       <h2 id="invitations-heading">Pending invitations</h2>
+      <ErrorMessage error={error} />
       {list.status === "loading" ? <Loading what="invitations" /> : null}
       {list.status === "error" ? <ErrorMessage error={list.error} title="Could not list the invitations." /> : null}
       {list.status === "ready" && pending.length === 0 ? <p className="empty">No pending invitations.</p> : null}
@@ -86,6 +171,9 @@ function Invitations({ slug }: { slug: string }) {
                 <th scope="col">Role</th>
                 <th scope="col">Invited by</th>
                 <th scope="col">Expires</th>
+                <th scope="col">
+                  <span className="visually-hidden">Actions</span>
+                </th>
               </tr>
             </thead>
             <tbody>
@@ -95,6 +183,16 @@ function Invitations({ slug }: { slug: string }) {
                   <td>{i.role}</td>
                   <td>{i.invited_by ?? "—"}</td>
                   <td>{formatDate(i.expires_at)}</td>
+                  <td>
+                    <RevokeInvitation
+                      slug={slug}
+                      invitation={i}
+                      onDone={(problem) => {
+                        setError(problem);
+                        if (!problem) list.reload();
+                      }}
+                    />
+                  </td>
                 </tr>
               ))}
             </tbody>
@@ -117,6 +215,10 @@ export function MembersPage() {
   const [invited, setInvited] = useState<InvitationCreated | null>(null);
   const [generation, setGeneration] = useState(0);
   const admin = canManage(tenant.role);
+  const { user } = useAuth();
+  const navigate = useNavigate();
+  const [actionError, setActionError] = useState<ApiError | undefined>();
+  const [notice, setNotice] = useState("");
 
   return (
     <>
@@ -144,6 +246,11 @@ export function MembersPage() {
           />
         )
       ) : null}
+      <p role="status" aria-live="polite" className="notice">
+        {notice}
+      </p>
+      <ErrorMessage error={actionError} />
+      <LastOwnerHelp error={actionError} />
       {list.status === "loading" ? <Loading what="members" /> : null}
       {list.status === "error" ? <ErrorMessage error={list.error} title="Could not list the members." /> : null}
       {list.status === "ready" && list.items.length === 0 ? (
@@ -162,6 +269,9 @@ export function MembersPage() {
                 <th scope="col">Name</th>
                 <th scope="col">Role</th>
                 <th scope="col">Member since</th>
+                <th scope="col">
+                  <span className="visually-hidden">Actions</span>
+                </th>
               </tr>
             </thead>
             <tbody>
@@ -171,6 +281,20 @@ export function MembersPage() {
                   <td>{m.name || "—"}</td>
                   <td>{m.role}</td>
                   <td>{formatDate(m.created_at)}</td>
+                  <td>
+                    <MemberActions
+                      slug={slug}
+                      member={m}
+                      isSelf={user?.id === m.user_id}
+                      canManage={admin}
+                      onChanged={({ error, notice: said, left }) => {
+                        setActionError(error);
+                        setNotice(said ?? "");
+                        if (left) navigate("/", { replace: true });
+                        else if (!error) list.reload();
+                      }}
+                    />
+                  </td>
                 </tr>
               ))}
             </tbody>
