@@ -17,7 +17,7 @@ SCHEMA := docs/openapi.yaml
 SPECTACULAR := manage.py spectacular --validate --fail-on-warn
 PYTEST_ARGS ?=
 
-.PHONY: venv run test test-fast frontend frontend-check browser screenshots lint typecheck schema-check schema pytest lock clean-state bench-deps
+.PHONY: venv run test test-fast frontend frontend-check browser screenshots lint typecheck schema-check schema pytest lock clean-state bench-deps bench-console
 
 # The venv is (re)installed only when the dependency files change.
 VENV_STAMP := $(VENV)/.vectorplane-installed
@@ -32,6 +32,12 @@ $(VENV_STAMP): pyproject.toml constraints.txt
 # What the benchmarks in bench/ need on top of the test environment.
 bench-deps: venv
 	$(PYTHON) -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
+
+# The console's speed in Chromium on a seeded tenant (bench/console.py, docs/BENCHMARKS.md);
+# BENCH_ARGS passes flags, e.g. BENCH_ARGS="--runs 3 --pg-port 54442".
+BENCH_ARGS ?=
+bench-console: venv frontend browser
+	$(PYTHON) bench/console.py $(BENCH_ARGS)
 
 # The web console: npm installs when the lock file changed, and the build runs when anything
 # in frontend/ (or the API schema its client is generated from) changed.
