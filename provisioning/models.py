@@ -259,3 +259,42 @@ class LatencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.index_name} {self.hour:%Y-%m-%d %H}h bucket {self.bucket}: {self.requests}"
+
+
+class ClusterEvent(models.Model):
+    """One move of a cluster's state machine, written in the same transaction as the status
+    change (`steps.cluster_set_status`, the one place a status is set): from → to, with the
+    spec the move is about (`generation`, `size`, `replicas`: for a `ready` event, the spec the
+    cluster now runs) and the message (the error, for `failed`). Never updated or deleted: the
+    history billing reads size-hours from (a cluster runs the size of its last event from
+    `ready`/`updating` until the next event)."""
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.PROTECT, related_name="cluster_events", db_index=False
+    )
+    cluster = models.ForeignKey(
+        Cluster, on_delete=models.PROTECT, related_name="events", db_index=False
+    )
+    from_status = models.CharField(
+        max_length=16, choices=ClusterStatus.choices, blank=True,
+        help_text="Empty for the first event (the cluster's creation).",
+    )  # fmt: skip
+    to_status = models.CharField(max_length=16, choices=ClusterStatus.choices)
+    generation = models.PositiveIntegerField()
+    size = models.CharField(max_length=16)
+    replicas = models.PositiveSmallIntegerField()
+    message = models.CharField(max_length=1000, blank=True)
+    at = models.DateTimeField()
+
+    objects = TenantScopedManager["ClusterEvent"]()
+
+    class Meta:
+        ordering = ("-at", "-id")
+        indexes: ClassVar = [
+            models.Index(fields=["cluster", "-at", "-id"], name="provisioning_clusterevent_list"),
+            models.Index(fields=["tenant", "at"], name="provisioning_clusterevent_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cluster_id}: {self.from_status or '-'} → {self.to_status} @ {self.at}"

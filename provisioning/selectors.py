@@ -15,7 +15,15 @@ from vectorplane import config
 from vectorplane.contract import hosts, latency, names
 
 from .connections import cluster_pg_url, cluster_qdrant_client
-from .models import Cluster, ClusterStatus, Index, IndexStatus, LatencyRecord, UsageRecord
+from .models import (
+    Cluster,
+    ClusterEvent,
+    ClusterStatus,
+    Index,
+    IndexStatus,
+    LatencyRecord,
+    UsageRecord,
+)
 from .storage import shared_tier
 
 
@@ -125,6 +133,16 @@ def cluster_get(*, name: str) -> Cluster:
     if cluster is None:
         raise NotFoundError("cluster", details={"cluster": name})
     return cluster
+
+
+def cluster_events(*, cluster: Cluster) -> QuerySet[ClusterEvent]:
+    """The cluster's state history (every status change, `steps.cluster_set_status`)."""
+    return ClusterEvent.objects.filter(cluster=cluster)
+
+
+def cluster_last_error(*, cluster: Cluster) -> ClusterEvent | None:
+    """The cluster's latest move to `failed` (its message is the error), if it ever failed."""
+    return cluster_events(cluster=cluster).filter(to_status=ClusterStatus.FAILED).first()
 
 
 # --------------------------------------------------------------------------- across tenants

@@ -21,6 +21,11 @@ urlpatterns = [
     path(
         f"{T}/clusters/<str:cluster_name>", clusters.ClusterDetailApi.as_view(), name="cluster"
     ),
+    path(
+        f"{T}/clusters/<str:cluster_name>/events",
+        clusters.ClusterEventListApi.as_view(),
+        name="cluster-events",
+    ),
     path(f"{T}/cluster-sizes", clusters.ClusterSizeListApi.as_view(), name="cluster-sizes"),
     path(f"{T}/usage", indexes.UsageApi.as_view(), name="usage"),
     path(f"{T}/usage/stored-vectors", indexes.StoredVectorsApi.as_view(), name="stored-vectors"),

@@ -36,6 +36,7 @@ SPECTACULAR_SETTINGS = {
         "TierEnum": "tenants.models.Tier",
         "EngineEnum": "tenants.models.Engine",
         "MetricEnum": "provisioning.models.Metric",
+        "ClusterStatusEnum": "provisioning.models.ClusterStatus",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

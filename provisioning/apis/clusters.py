@@ -1,10 +1,11 @@
-"""Dedicated clusters: `/api/v1/tenants/{slug}/clusters[/{name}]` and the size catalogue."""
+"""Dedicated clusters: `/api/v1/tenants/{slug}/clusters[/{name}[/events]]` and the size
+catalogue."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,7 +18,7 @@ from tenants.models import Engine, Role
 from vectorplane.contract import names
 
 from .. import selectors
-from ..models import CLUSTER_SIZES, Cluster, ClusterDriver, ClusterStatus
+from ..models import CLUSTER_SIZES, Cluster, ClusterDriver, ClusterEvent, ClusterStatus
 from ..services import clusters as cluster_services
 
 CLUSTER_ERRORS = errors(400, 401, 403, 404)
@@ -45,6 +46,45 @@ class ClusterOutput(serializers.Serializer[Any]):
 
     def get_indexes(self, cluster: Cluster) -> list[str]:
         return [index.name for index in selectors.index_list().filter(cluster=cluster)]
+
+
+class ClusterDetailOutput(ClusterOutput):
+    last_error = serializers.SerializerMethodField(
+        help_text="The message of the cluster's latest move to `failed` (empty if it never "
+        "failed), kept after it recovered; `status_message` is the current one."
+    )
+    last_error_at = serializers.SerializerMethodField(
+        help_text="When that failure happened (null if it never failed)."
+    )
+    failure: ClusterEvent | None = None
+
+    def to_representation(self, instance: Cluster) -> dict[str, Any]:
+        self.failure = selectors.cluster_last_error(cluster=instance)  # one query for both
+        data: dict[str, Any] = super().to_representation(instance)
+        return data
+
+    def get_last_error(self, cluster: Cluster) -> str:
+        return self.failure.message if self.failure is not None else ""
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_last_error_at(self, cluster: Cluster) -> str | None:
+        if self.failure is None:
+            return None
+        at: str = serializers.DateTimeField().to_representation(self.failure.at)
+        return at
+
+
+class ClusterEventOutput(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    from_status = serializers.CharField(
+        help_text="The status before the move; empty for the first event (the order)."
+    )
+    to_status = serializers.ChoiceField(ClusterStatus.choices)
+    generation = serializers.IntegerField(help_text="The spec's generation the move is about.")
+    size = serializers.CharField(help_text="The size of that spec (for `ready`: what runs).")
+    replicas = serializers.IntegerField()
+    message = serializers.CharField(help_text="The error (`failed`) or reason; may be empty.")
+    at = serializers.DateTimeField()
 
 
 class ClusterCreateInput(StrictInputSerializer):
@@ -113,10 +153,10 @@ class ClusterDetailApi(TenantAPIView):
         operation_id="clusters_retrieve",
         tags=["clusters"],
         description="One cluster: spec, status, last error, indexes.",
-        responses={200: ClusterOutput, **CLUSTER_ERRORS},
+        responses={200: ClusterDetailOutput, **CLUSTER_ERRORS},
     )
     def get(self, request: Request, tenant_slug: str, cluster_name: str) -> Response:
-        return Response(ClusterOutput(selectors.cluster_get(name=cluster_name)).data)
+        return Response(ClusterDetailOutput(selectors.cluster_get(name=cluster_name)).data)
 
     @extend_schema(
         operation_id="clusters_resize",
@@ -151,6 +191,28 @@ class ClusterDetailApi(TenantAPIView):
             actor=self.actor(), tenant=self.tenant, cluster=selectors.cluster_get(name=cluster_name)
         )
         return Response(ClusterOutput(cluster).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ClusterEventListApi(TenantAPIView):
+    minimum_role = {"GET": Role.VIEWER}
+
+    @extend_schema(
+        operation_id="cluster_events_list",
+        tags=["clusters"],
+        description="The cluster's state history, newest first: every status change (from, "
+        "to), with the generation, size and replicas it concerns and its message (the error, "
+        "for `failed`). Written in the same transaction as the change.",
+        parameters=PAGINATION_PARAMETERS,
+        responses={200: paginated(ClusterEventOutput), **CLUSTER_ERRORS},
+    )
+    def get(self, request: Request, tenant_slug: str, cluster_name: str) -> Response:
+        cluster = selectors.cluster_get(name=cluster_name)
+        return paginate(
+            request,
+            selectors.cluster_events(cluster=cluster),
+            serializer_class=ClusterEventOutput,
+            keys=("at", "id"),
+        )
 
 
 class ClusterSizeListApi(TenantAPIView):

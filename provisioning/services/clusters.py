@@ -3,7 +3,11 @@ the caller and the plan, writes the row (the desired state) with its audit event
 the Celery task that does the work once the row commits (`provisioning.tasks`, which runs the
 steps of `provisioning.steps`).
 
-Imports: the tasks (to queue them), `validation`, the models; tenants' public guards.
+Every status change goes through `steps.cluster_set_status` (the row and its `ClusterEvent` in
+one transaction).
+
+Imports: the tasks (to queue them), `steps` (the status helper), `validation`, the models;
+tenants' public guards.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from tenants.selectors import tenant_effective_limits
 from tenants.services import audit_record, tenant_guard, tenant_lock
 from vectorplane import config, crypto
 
-from .. import tasks
+from .. import steps, tasks
 from ..models import CLUSTER_SIZES, Cluster, ClusterStatus, Index, IndexStatus
 from ..validation import check_name
 
@@ -148,6 +152,7 @@ def cluster_create(
         )
         cluster.stack_name = f"{tenant.slug}-{name}-{cluster.id.hex[:8]}"
         cluster.save()
+        steps.record_event(cluster, from_status="", at=cluster.created_at)
         audit_record(
             actor=actor,
             action="cluster.created",
@@ -179,13 +184,11 @@ def cluster_resize(
         before = _public(cluster)
         cluster.size, cluster.replicas = new_size, new_replicas
         cluster.generation += 1
-        fields = ["size", "replicas", "generation", "updated_at"]
+        cluster.save(update_fields=["size", "replicas", "generation", "updated_at"])
         if cluster.status in (ClusterStatus.READY, ClusterStatus.FAILED):
-            cluster.status = ClusterStatus.UPDATING
-            cluster.status_message = ""
-            fields += ["status", "status_message"]
-        # pending/provisioning/updating: the running task sees generation > observed and goes on.
-        cluster.save(update_fields=fields)
+            steps.cluster_set_status(cluster, ClusterStatus.UPDATING, message="")
+        # pending/provisioning/updating: the running task sees generation > observed and goes on
+        # (its `ready` event then names the spec it applied, and the next apply's the new one).
         audit_record(
             actor=actor,
             action="cluster.resized",
@@ -220,9 +223,7 @@ def cluster_delete(*, actor: Actor, tenant: Tenant, cluster: Cluster) -> Cluster
         Index.objects.filter(cluster=cluster).exclude(status=IndexStatus.DELETED).update(
             status=IndexStatus.DELETING, updated_at=timezone.now()
         )
-        cluster.status = ClusterStatus.DELETING
-        cluster.status_message = ""
-        cluster.save(update_fields=["status", "status_message", "updated_at"])
+        steps.cluster_set_status(cluster, ClusterStatus.DELETING, message="")
         audit_record(
             actor=actor,
             action="cluster.deleted",
