@@ -217,9 +217,14 @@ def test_the_console_is_served_with_its_assets_and_csrf_cookie(
         scripts = re.findall(r'(?:src|href)="(/console/assets/[^"]+)"', entry.text)
         assert scripts, entry.text
         for asset in scripts:
-            answer = client.get(asset)
+            answer = client.get(asset, headers={"Accept-Encoding": "gzip"})
             assert answer.status_code == 200, asset
             assert "immutable" in answer.headers.get("cache-control", ""), answer.headers
+            # Compressed at build time (make frontend), sent compressed to who accepts it.
+            assert answer.headers.get("content-encoding") == "gzip", (asset, answer.headers)
+            assert int(answer.headers["content-length"]) < len(answer.content), asset
+            plain = client.get(asset, headers={"Accept-Encoding": "identity"})
+            assert "content-encoding" not in plain.headers and plain.content == answer.content
         assert client.get("/console/assets/missing-00000000.js").status_code == 404
         assert client.get("/console", follow_redirects=False).status_code == 301
         assert client.post("/console/").status_code == 403  # CSRF, before any view
