@@ -450,6 +450,11 @@ MANAGEMENT: list[Base] = [
     _m("clusters_retrieve",
        lambda w, u: Req(path={"tenant_slug": w.slug, "cluster_name": w.cluster_name},
                         headers=w.operator_auth())),
+    _m("cluster_events_list",
+       lambda w, u: Req(path={"tenant_slug": w.slug, "cluster_name": w.cluster_name},
+                        query=[("limit", "5"), ("cursor", w.cursor(
+                            f"/api/v1/tenants/{w.slug}/clusters/{w.cluster_name}/events"))],
+                        headers=w.operator_auth())),
     _m("clusters_resize",
        lambda w, u: Req(path=dict(zip(("tenant_slug", "cluster_name"), w.fresh_cluster(),
                                       strict=True)),
