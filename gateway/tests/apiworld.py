@@ -22,11 +22,13 @@ import httpx
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
 from gateway.tests.conftest import GATEWAY_DOMAIN, Gateway, Platform, TenantCtx, unique
-from provisioning.models import Cluster
+from provisioning import steps
+from provisioning.models import Cluster, ClusterStatus
 from provisioning.services import clusters as cluster_services
 from tenants import services as tenant_services
 from tenants.actors import Actor
 from tenants.models import Role, Scope
+from tenants.scoping import tenant_scope
 from tenants.tests.factories import UserFactory, add_member
 
 NO_BODY = object()
@@ -99,6 +101,8 @@ class World:
         self.index = self.t.index(unique("ix"))
         self.t.index(unique("ix"))
         self.cluster = self._cluster(self.t)
+        with tenant_scope(self.t.tenant.id):  # a second event, so its history has a cursor
+            assert steps.transition(self.cluster.id, ClusterStatus.PROVISIONING)
         self._cluster(self.t)
         for _ in range(2):
             tenant_services.invitation_create(
