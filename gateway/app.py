@@ -34,6 +34,7 @@ from .backends import BackendUnavailable, UnsupportedOnEngine
 from .cors import CORSMiddleware
 from .errors import GatewayError
 from .operations import EXTRA_ROUTES, OPERATIONS, Context
+from .registry import IndexInfo, KeyInfo
 from .runtime import Gateway
 
 logger = logging.getLogger("vectorplane.gateway")
@@ -45,6 +46,9 @@ async def dispatch(
     _method, _path, scope, handler = OPERATIONS[operation]
     started = time.perf_counter()
     dedicated = False
+    key: KeyInfo | None = None
+    index: IndexInfo | None = None
+    code = ""
     try:
         key = await auth.authenticate(gw, request)
         if index_name is None:
@@ -63,22 +67,35 @@ async def dispatch(
             gw.meter.record(
                 index, seconds=time.perf_counter() - started, requests=1, **ctx.usage
             )
-    except GatewayError as exc:
-        response = exc.response()
-    except UnsupportedOnEngine as exc:
-        response = GatewayError(400, "unsupported_on_engine", exc.message, exc.details).response()
-    except BackendUnavailable as exc:
-        logger.warning("gateway %s: %s", operation, exc)
-        response = unavailable(index_name, dedicated).response()
-    except Exception:
-        # The request's own faults are refused before any engine sees it (validation), and
-        # the engines' outages are BackendUnavailable: what is left is a bug.
-        logger.exception("gateway error in %s", operation)
-        response = GatewayError(500, "internal_error", "An internal error occurred.").response()
+    except Exception as exc:
+        error = _as_error(exc, operation, index_name, dedicated)
+        code = error.code
+        response = error.response()
     status = response.status_code
+    if key is not None and status >= 400:
+        # Errors by code, per tenant (the console's overview): only for a key that
+        # authenticated, so an unauthenticated caller cannot write into anyone's counts.
+        gw.meter.record_error(key.tenant_id, index.name if index else "",
+                              code or f"http_{status}", status)  # fmt: skip
     gw.requests.labels(operation, str(status)).inc()
     gw.latency.labels(operation, str(status)).observe(time.perf_counter() - started)
     return response
+
+
+def _as_error(exc: Exception, operation: str, index_name: str | None,
+              dedicated: bool) -> GatewayError:  # fmt: skip
+    """The error a failed request answers."""
+    if isinstance(exc, GatewayError):
+        return exc
+    if isinstance(exc, UnsupportedOnEngine):
+        return GatewayError(400, "unsupported_on_engine", exc.message, exc.details)
+    if isinstance(exc, BackendUnavailable):
+        logger.warning("gateway %s: %s", operation, exc)
+        return unavailable(index_name, dedicated)
+    # The request's own faults are refused before any engine sees it (validation), and the
+    # engines' outages are BackendUnavailable: what is left is a bug.
+    logger.error("gateway error in %s", operation, exc_info=exc)
+    return GatewayError(500, "internal_error", "An internal error occurred.")
 
 
 def unavailable(index_name: str | None, dedicated: bool) -> GatewayError:

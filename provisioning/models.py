@@ -261,6 +261,73 @@ class LatencyRecord(models.Model):
         return f"{self.index_name} {self.hour:%Y-%m-%d %H}h bucket {self.bucket}: {self.requests}"
 
 
+class ErrorRecord(models.Model):
+    """Per tenant and hour, how many gateway requests were refused with each error `code`
+    (the stable codes of docs/ERRORS.md) and status: counted by the gateway for requests whose
+    key it authenticated (a request with no valid key has no tenant to count it for), flushed
+    with its usage (same transaction, same `+ EXCLUDED` upsert). `index_name` is the index the
+    request reached, or "" when it failed before one was resolved (an unknown index, a scope
+    refused, the rate limit)."""
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="error_records", db_index=False
+    )
+    index_name = models.CharField(max_length=45, blank=True, default="")
+    hour = models.DateTimeField()
+    code = models.CharField(max_length=64)
+    status = models.SmallIntegerField()
+    requests = models.BigIntegerField(default=0)
+
+    objects = TenantScopedManager["ErrorRecord"]()
+
+    class Meta:
+        ordering = ("-hour", "code")
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["tenant", "hour", "index_name", "code", "status"],
+                name="provisioning_error_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.status}) {self.hour:%Y-%m-%d %H}h: {self.requests}"
+
+
+class StoredVectorsRecord(models.Model):
+    """Vectors stored per index, sampled once an hour (`provisioning.tasks.
+    stored_vectors_sample`; a second sample in the same hour replaces the first): the
+    console's stored-vectors chart, and the storage that billing turns into GB-hours (one row is
+    one index-hour; `dimension` with `vectors` gives its size)."""
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="stored_vectors_records", db_index=False
+    )
+    index_id = models.UUIDField(help_text="Kept after the index is deleted.")
+    index_name = models.CharField(max_length=45)
+    hour = models.DateTimeField()
+    vectors = models.BigIntegerField()
+    dimension = models.IntegerField()
+    sampled_at = models.DateTimeField()
+
+    objects = TenantScopedManager["StoredVectorsRecord"]()
+
+    class Meta:
+        ordering = ("-hour", "index_name")
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["index_id", "hour"], name="provisioning_stored_vectors_unique"
+            )
+        ]
+        indexes: ClassVar = [
+            models.Index(fields=["tenant", "-hour"], name="provisioning_stored_hour")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.index_name} @ {self.hour:%Y-%m-%d %H}:00: {self.vectors}"
+
+
 class ClusterEvent(models.Model):
     """One move of a cluster's state machine, written in the same transaction as the status
     change (`steps.cluster_set_status`, the one place a status is set): from → to, with the

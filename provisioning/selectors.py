@@ -6,8 +6,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 
 from controlplane.errors import NotFoundError
 from tenants.scoping import tenant_scope
@@ -19,9 +20,11 @@ from .models import (
     Cluster,
     ClusterEvent,
     ClusterStatus,
+    ErrorRecord,
     Index,
     IndexStatus,
     LatencyRecord,
+    StoredVectorsRecord,
     UsageRecord,
 )
 from .storage import shared_tier
@@ -100,6 +103,77 @@ def usage_list(
     if index:
         qs = qs.filter(index_name=index)
     return qs
+
+
+def error_list(
+    *, since: datetime | None = None, until: datetime | None = None, index: str | None = None,
+    code: str | None = None,
+) -> QuerySet[ErrorRecord]:  # fmt: skip
+    """The gateway's refused requests per hour, index, code and status, newest first."""
+    qs = ErrorRecord.objects.order_by("-hour", "-id")
+    if since is not None:
+        qs = qs.filter(hour__gte=since)
+    if until is not None:
+        qs = qs.filter(hour__lt=until)
+    if index is not None:
+        qs = qs.filter(index_name=index)
+    if code:
+        qs = qs.filter(code=code)
+    return qs
+
+
+def stored_vectors_history(
+    *, since: datetime | None = None, until: datetime | None = None, index: str | None = None
+) -> QuerySet[StoredVectorsRecord]:
+    """The hourly samples of vectors stored per index, newest first."""
+    qs = StoredVectorsRecord.objects.order_by("-hour", "-id")
+    if since is not None:
+        qs = qs.filter(hour__gte=since)
+    if until is not None:
+        qs = qs.filter(hour__lt=until)
+    if index:
+        qs = qs.filter(index_name=index)
+    return qs
+
+
+USAGE_TOTALS = ("requests", "read_units", "write_units", "queries", "vectors_written",
+                "vectors_deleted")  # fmt: skip
+
+
+def usage_summary(*, since: datetime, until: datetime) -> dict[str, object]:
+    """The tenant's usage in [since, until) summed over its indexes, per hour (newest first,
+    hours with nothing left out): the usage counters, the refused requests, the vectors stored
+    (the hour's sample); and the refused requests by code over the whole range. Four grouped
+    queries, whatever the number of indexes."""
+    hours: dict[datetime, dict[str, object]] = {}
+
+    def hour_row(hour: datetime) -> dict[str, object]:
+        return hours.setdefault(hour, {"hour": hour, **dict.fromkeys(USAGE_TOTALS, 0),
+                                       "error_requests": 0, "stored_vectors": None})  # fmt: skip
+
+    usage = UsageRecord.objects.filter(hour__gte=since, hour__lt=until).order_by()
+    for summed in usage.values("hour").annotate(**{f: Sum(f) for f in USAGE_TOTALS}):
+        row: dict[str, Any] = dict(summed)
+        hour_row(row["hour"]).update({f: int(row[f] or 0) for f in USAGE_TOTALS})
+    errors = ErrorRecord.objects.filter(hour__gte=since, hour__lt=until).order_by()
+    for refused in errors.values("hour").annotate(total=Sum("requests")):
+        hour_row(refused["hour"])["error_requests"] = int(refused["total"] or 0)
+    stored = StoredVectorsRecord.objects.filter(hour__gte=since, hour__lt=until).order_by()
+    for sample in stored.values("hour").annotate(total=Sum("vectors")):
+        hour_row(sample["hour"])["stored_vectors"] = int(sample["total"] or 0)
+    by_code = (
+        errors.values("code", "status").annotate(requests=Sum("requests"))
+        .order_by("-requests", "code", "status")
+    )  # fmt: skip
+    return {
+        "since": since,
+        "until": until,
+        "hours": [hours[h] for h in sorted(hours, reverse=True)],
+        "errors_by_code": [
+            {"code": r["code"], "status": r["status"], "requests": int(r["requests"] or 0)}
+            for r in by_code
+        ],
+    }
 
 
 def index_latency(*, index: Index, since: datetime, until: datetime) -> list[dict[str, object]]:
@@ -183,4 +257,15 @@ def clusters_on_local_driver() -> QuerySet[Cluster]:
         .select_related("tenant")
         .filter(driver="local")
         .exclude(status=ClusterStatus.DELETED)
+    )
+
+
+def tenants_with_indexes() -> list[uuid.UUID]:
+    """Every tenant that has a ready index (the hourly stored-vectors sample visits each)."""
+    return list(
+        Index.objects.unscoped()
+        .filter(status=IndexStatus.READY)
+        .order_by("tenant_id")
+        .values_list("tenant_id", flat=True)
+        .distinct()
     )

@@ -22,7 +22,7 @@ from django.utils import timezone
 from tenants.scoping import tenant_scope
 from vectorplane import config
 
-from . import selectors, steps
+from . import sampling, selectors, steps
 from .drivers import get_driver
 from .drivers.base import PermanentError, TransientError
 from .models import Cluster, ClusterStatus, Index, IndexStatus
@@ -221,3 +221,9 @@ def clusters_stop_local() -> int:
             driver.stop(spec)
             stopped += 1
     return stopped
+
+
+@shared_task(name="provisioning.tasks.stored_vectors_sample")
+def stored_vectors_sample() -> dict[str, int]:
+    """The hourly sample of the vectors every index stores (`sampling`)."""
+    return sampling.stored_vectors_sample()

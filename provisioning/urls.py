@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .apis import clusters, indexes
+from .apis import clusters, indexes, usage
 
 T = "tenants/<slug:tenant_slug>"
 
@@ -29,4 +29,11 @@ urlpatterns = [
     path(f"{T}/cluster-sizes", clusters.ClusterSizeListApi.as_view(), name="cluster-sizes"),
     path(f"{T}/usage", indexes.UsageApi.as_view(), name="usage"),
     path(f"{T}/usage/stored-vectors", indexes.StoredVectorsApi.as_view(), name="stored-vectors"),
+    path(
+        f"{T}/usage/stored-vectors/history",
+        usage.StoredVectorsHistoryApi.as_view(),
+        name="stored-vectors-history",
+    ),
+    path(f"{T}/usage/summary", usage.UsageSummaryApi.as_view(), name="usage-summary"),
+    path(f"{T}/usage/errors", usage.ErrorListApi.as_view(), name="usage-errors"),
 ]

@@ -385,6 +385,13 @@ class LimitsFields(serializers.Serializer[Any]):
     max_metadata_bytes = serializers.IntegerField(min_value=0)
     allowed_tiers = serializers.ListField(child=serializers.ChoiceField(Tier.choices))
     allowed_engines = serializers.ListField(child=serializers.ChoiceField(Engine.choices))
+    max_clusters = serializers.IntegerField(
+        min_value=0, help_text="Dedicated clusters at once (0: none); the plan's."
+    )
+    allowed_cluster_sizes = serializers.ListField(
+        child=serializers.CharField(), help_text="Cluster sizes the plan allows (`cluster_sizes`)."
+    )
+    max_cluster_replicas = serializers.IntegerField(min_value=1, help_text="The plan's.")
 
 
 class PlanOutput(LimitsFields):

@@ -17,7 +17,8 @@ lookups:
   the tenant of the cluster a Celery task was given by id
   (`provisioning.selectors.cluster_tenant_id`), the clusters reconcile's scans
   (`provisioning.selectors.clusters_due_for_reconcile`), the platform shutdown's
-  (`provisioning.selectors.clusters_on_local_driver`) and the sweep of rotated keys
+  (`provisioning.selectors.clusters_on_local_driver`), the hourly stored-vectors sample's
+  (`provisioning.selectors.tenants_with_indexes`) and the sweep of rotated keys
   (`services.api_keys_revoke_expired_grace`).
 """
 

@@ -95,6 +95,10 @@ def tenant_effective_limits(*, tenant: Tenant) -> EffectiveLimits:
     limits: dict[str, Any] = {name: getattr(plan, name) for name in LIMIT_FIELDS}
     limits["allowed_tiers"] = list(plan.allowed_tiers)
     limits["allowed_engines"] = list(plan.allowed_engines)
+    # The dedicated-cluster limits are the plan's alone (no per-tenant override).
+    limits["max_clusters"] = plan.max_clusters
+    limits["allowed_cluster_sizes"] = list(plan.allowed_cluster_sizes)
+    limits["max_cluster_replicas"] = plan.max_cluster_replicas
     overridden: list[str] = []
     with tenant_scope(tenant.id):
         override = TenantLimitOverride.objects.first()

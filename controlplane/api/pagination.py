@@ -44,7 +44,7 @@ PAGINATION_PARAMETERS = [
 ]
 
 
-def _encode(values: list[Any]) -> str:
+def encode_cursor(values: list[Any]) -> str:
     raw = json.dumps(
         [
             v.isoformat() if isinstance(v, datetime) else str(v) if not isinstance(v, int) else v
@@ -55,7 +55,7 @@ def _encode(values: list[Any]) -> str:
 
 
 def _decode(cursor: str, size: int) -> list[Any]:
-    # Only what _encode makes: the URL-safe alphabet, strictly (a stray byte is an error, not
+    # Only what encode_cursor makes: the URL-safe alphabet, strictly (a stray byte is an error, not
     # skipped), of a bounded length.
     if len(cursor) > MAX_CURSOR_LENGTH or not re.fullmatch(CURSOR_PATTERN, cursor):
         raise ApplicationError("invalid_cursor", "The cursor is not valid.")
@@ -130,7 +130,7 @@ def paginate(
         rows = list(qs[: limit + 1])
     has_more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = _encode([getattr(rows[-1], k) for k in keys]) if has_more and rows else None
+    next_cursor = encode_cursor([getattr(rows[-1], k) for k in keys]) if has_more and rows else None
     data = serializer_class(rows, many=True, context=context or {}).data
     return Response({"data": data, "next_cursor": next_cursor})
 

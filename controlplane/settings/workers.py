@@ -23,4 +23,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "provisioning.tasks.clusters_reconcile",
         "schedule": timedelta(seconds=config.env_int("VECTORPLANE_RECONCILE_SECONDS", 15)),
     },
+    # Idempotent per index-hour: sampling more often than hourly only refreshes the hour's row.
+    "sample-stored-vectors": {
+        "task": "provisioning.tasks.stored_vectors_sample",
+        "schedule": timedelta(seconds=config.env_int("VECTORPLANE_STORED_SAMPLE_SECONDS", 900)),
+    },
 }

@@ -211,10 +211,10 @@ class World:
         return self._cursors[path]
 
     def usage_cursor(self) -> str:
-        from controlplane.api.pagination import _encode
+        from controlplane.api.pagination import encode_cursor
 
         hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-        return _encode([hour, 1])
+        return encode_cursor([hour, 1])
 
     def dedicated_cluster(self) -> str:
         """A ready dedicated Qdrant cluster of the tenant (the session's pool)."""
@@ -546,6 +546,25 @@ MANAGEMENT: list[Base] = [
                         headers=w.operator_auth()),
        cursor={"invalid_cursor"}),
     _m("usage_stored_vectors", _tenant_get),
+    _m("usage_stored_vectors_history",
+       lambda w, u: Req(path={"tenant_slug": w.slug},
+                        query=[("limit", "5"), ("cursor", w.usage_cursor()),
+                               ("since", "2020-01-01T00:00:00Z"), ("until", FUTURE),
+                               ("index", w.index_name)],
+                        headers=w.operator_auth()),
+       cursor={"invalid_cursor"}),
+    _m("usage_errors",
+       lambda w, u: Req(path={"tenant_slug": w.slug},
+                        query=[("limit", "5"), ("cursor", w.usage_cursor()),
+                               ("since", "2020-01-01T00:00:00Z"), ("until", FUTURE),
+                               ("index", w.index_name), ("code", "not_found")],
+                        headers=w.operator_auth()),
+       cursor={"invalid_cursor"}),
+    _m("usage_summary",
+       lambda w, u: Req(path={"tenant_slug": w.slug},
+                        query=[("since", "2026-01-01T00:00:00Z"),
+                               ("until", "2026-01-31T00:00:00Z")],
+                        headers=w.operator_auth())),
     _m("pinecone_indexes_list", lambda w, u: Req(headers=w.key_auth())),
     _m("pinecone_indexes_create",
        lambda w, u: Req(body={"name": u, "dimension": 3, "metric": "cosine",

@@ -322,3 +322,46 @@ def test_answered_requests_are_timed_per_index_and_flushed_with_the_usage(
         assert ok.status_code == 200
     call(gw, world, "query", {"vector": V, "topK": 0})  # refused: not timed
     assert timed() - before == 5
+
+
+def test_refused_requests_are_counted_by_code_for_the_keys_tenant(
+    gw: InProcess, world: World, django_db_blocker: Any
+) -> None:
+    """Errors by code (the console's overview): a refused request of an authenticated key is
+    counted for its tenant, with the index when one was resolved; an unauthenticated one, or a
+    key's probe of another tenant's index, writes into nobody else's counts."""
+    from provisioning.models import ErrorRecord, Index
+    from tenants.scoping import tenant_scope
+
+    gateway = gw.app.state.gateway
+
+    def counts(index_name: str) -> dict[tuple[str, str, int], int]:
+        gw.loop.run_until_complete(gateway.meter.flush())
+        with django_db_blocker.unblock():
+            tenant_id = Index.objects.unscoped().get(name=index_name).tenant_id
+            with tenant_scope(tenant_id):
+                rows = ErrorRecord.objects.values_list("index_name", "code", "status", "requests")
+                return {(i, c, s): n for i, c, s, n in rows}
+
+    mine, theirs = counts(world.index), counts(world.foreign_index)
+    for _ in range(3):
+        assert code_of(call(gw, world, "query", {"vector": V, "topK": 0}))[0] == 400
+    assert call(gw, world, "query", {"vector": V, "topK": 1}).status_code == 200  # not an error
+    read_only = call(gw, world, "vectors/upsert", {"vectors": [{"id": "x", "values": V}]},
+                     key=world.read_key)  # fmt: skip
+    assert read_only.status_code == 403
+    probe = gw.request("POST", f"/v1/indexes/{world.foreign_index}/query",
+                       json={"vector": V, "topK": 1}, headers={"Api-Key": world.key})  # fmt: skip
+    assert code_of(probe) == (404, "not_found")
+    unknown_key = call(gw, world, "query", {"vector": V, "topK": 1}, key="vpk_nope_nope")
+    assert unknown_key.status_code == 401
+    after, theirs_after = counts(world.index), counts(world.foreign_index)
+    added = {k: n - mine.get(k, 0) for k, n in after.items() if n != mine.get(k, 0)}
+    topk_code = code_of(call(gw, world, "query", {"vector": V, "topK": 0}))[1]
+    scope_code = read_only.json()["error"]["code"]
+    assert added == {
+        (world.index, topk_code, 400): 3,
+        ("", scope_code, 403): 1,  # the scope is checked before the index is resolved
+        ("", "not_found", 404): 1,  # the other tenant's index: counted as the caller's miss
+    }
+    assert theirs_after == theirs  # nothing written into the other tenant's counts
