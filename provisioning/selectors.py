@@ -143,8 +143,9 @@ USAGE_TOTALS = ("requests", "read_units", "write_units", "queries", "vectors_wri
 def usage_summary(*, since: datetime, until: datetime) -> dict[str, object]:
     """The tenant's usage in [since, until) summed over its indexes, per hour (newest first,
     hours with nothing left out): the usage counters, the refused requests, the vectors stored
-    (the hour's sample); and the refused requests by code over the whole range. Four grouped
-    queries, whatever the number of indexes."""
+    (the hour's sample); the refused requests by code over the whole range; and the indexes and
+    clusters the tenant has now (what the plan's limits count). Grouped queries, whatever the
+    number of indexes."""
     hours: dict[datetime, dict[str, object]] = {}
 
     def hour_row(hour: datetime) -> dict[str, object]:
@@ -168,6 +169,8 @@ def usage_summary(*, since: datetime, until: datetime) -> dict[str, object]:
     return {
         "since": since,
         "until": until,
+        "indexes": index_list().count(),
+        "clusters": cluster_list().count(),
         "hours": [hours[h] for h in sorted(hours, reverse=True)],
         "errors_by_code": [
             {"code": r["code"], "status": r["status"], "requests": int(r["requests"] or 0)}

@@ -49,6 +49,8 @@ class ErrorCodeTotalOutput(serializers.Serializer[Any]):
 class UsageSummaryOutput(serializers.Serializer[Any]):
     since = serializers.DateTimeField()
     until = serializers.DateTimeField()
+    indexes = serializers.IntegerField(help_text="Indexes now (what `max_indexes` counts).")
+    clusters = serializers.IntegerField(help_text="Dedicated clusters now (`max_clusters`).")
     hours = UsageHourOutput(many=True)
     errors_by_code = ErrorCodeTotalOutput(many=True)
 
@@ -88,7 +90,8 @@ class UsageSummaryApi(TenantAPIView):
         description="The tenant's usage summed over its indexes, per hour, newest first (hours "
         "with nothing left out): requests, read/write units, queries, vectors written and "
         "deleted, refused requests, vectors stored (the hour's sample); and the refused requests "
-        "by error code over the range. One answer whatever the number of indexes; at most 31 "
+        "by error code over the range; and the indexes and dedicated clusters the tenant has "
+        "now. One answer whatever the number of indexes; at most 31 "
         "days at a time (default: the last 24 hours).",
         parameters=[UsageSpanInput],
         responses={200: UsageSummaryOutput, **INDEX_ERRORS},

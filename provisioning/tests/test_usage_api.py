@@ -77,6 +77,7 @@ def test_summary_sums_the_indexes_per_hour_with_errors_and_stored_vectors(
     assert response.status_code == 200, response.json()
     body = response.json()
     assert [h["requests"] for h in body["hours"]] == [11, 3]  # newest first, acme's only
+    assert (body["indexes"], body["clusters"]) == (0, 0)
     now = body["hours"][0]
     assert (now["read_units"], now["write_units"], now["queries"], now["vectors_written"]) == (
         6, 2, 4, 7,

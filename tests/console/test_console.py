@@ -161,6 +161,21 @@ def test_the_query_playground_queries_the_gateway(
     expect(last_hour).to_be_visible()
     expect(page.locator(".uplot")).to_have_count(1)
 
+    # A request the gateway refuses, counted by its code for this tenant, reaches the overview.
+    refused = gateway.post("/v1/indexes/docs/query", secret, {"vector": [1, 0, 0], "topK": 0})
+    assert refused.status_code == 400, refused.text
+    code = refused.json()["error"]["code"]
+    errors = page.get_by_role("region", name="Errors by code", exact=True)
+    page.get_by_role("link", name="Overview").click()
+    for _attempt in range(15):
+        expect(page.get_by_role("heading", name=re.compile("^Errors by code"))).to_be_visible()
+        if errors.count():
+            break
+        page.wait_for_timeout(1000)
+        page.reload()
+    expect(errors.get_by_role("cell", name=code, exact=True)).to_be_visible()
+    expect(page.get_by_text(re.compile(r"This week: [\d,]+ requests"))).to_be_visible()
+
 
 def test_another_tenants_pages_are_not_found_and_leak_nothing(
     browser: Browser, control_plane_server: Server, shot: Callable[[Page, str], Path]

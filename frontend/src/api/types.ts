@@ -9,6 +9,7 @@ export type ApiKeyCreated = S["ApiKeyCreatedOutput"];
 export type Member = S["MemberOutput"];
 export type Limits = S["LimitsOutput"];
 export type UsageRow = S["UsageRowOutput"];
+export type UsageSummary = S["UsageSummaryOutput"];
 export type StoredVectors = S["StoredVectorsOutput"];
 export type AuditEvent = S["AuditEventOutput"];
 export type Metric = S["MetricEnum"];

@@ -4,7 +4,8 @@ import "uplot/dist/uPlot.min.css";
 
 export interface Series {
   label: string;
-  values: number[];
+  /** null: no value for that hour (a gap). */
+  values: (number | null)[];
   color: string;
 }
 

@@ -1,7 +1,7 @@
 import { lazy, Suspense, useCallback, useMemo } from "react";
 import { Link } from "react-router";
 import { api, call } from "../api/client";
-import type { UsageRow } from "../api/types";
+import type { UsageSummary } from "../api/types";
 import { ErrorMessage } from "../components/ErrorMessage";
 import { Loading } from "../components/Loading";
 import type { Series } from "../components/TimeChart";
@@ -12,19 +12,9 @@ import { useTenant } from "./TenantLayout";
 const TimeChart = lazy(() => import("../components/TimeChart"));
 
 const DAYS = 7;
-const MAX_USAGE_PAGES = 20; // 2,000 hourly rows: a week of ~12 busy indexes
 
-async function loadUsage(slug: string, since: string): Promise<UsageRow[]> {
-  const rows: UsageRow[] = [];
-  let cursor: string | undefined;
-  for (let page = 0; page < MAX_USAGE_PAGES; page++) {
-    const answer = await call(api.GET("/api/v1/tenants/{tenant_slug}/usage", { params: { path: { tenant_slug: slug }, query: { since, limit: 100, ...(cursor ? { cursor } : {}) } } }));
-    rows.push(...answer.data);
-    if (!answer.next_cursor) break;
-    cursor = answer.next_cursor;
-  }
-  return rows;
-}
+type Summary = UsageSummary;
+type Hour = Summary["hours"][number];
 
 export interface HourlyTotals {
   x: number[];
@@ -33,26 +23,28 @@ export interface HourlyTotals {
   writeUnits: number[];
   written: number[];
   deleted: number[];
+  errors: number[];
+  /** null: the hour was not sampled (a gap in the chart, not a zero). */
+  stored: (number | null)[];
 }
 
-/** Sums the per-index hourly rows into one series per measure, oldest hour first. */
-export function hourlyTotals(rows: readonly UsageRow[]): HourlyTotals {
-  const byHour = new Map<number, UsageRow[]>();
-  for (const row of rows) {
-    const t = Math.floor(new Date(row.hour).getTime() / 1000);
-    byHour.set(t, [...(byHour.get(t) ?? []), row]);
-  }
-  const x = [...byHour.keys()].sort((a, b) => a - b);
-  const sum = (pick: (r: UsageRow) => number) => x.map((t) => (byHour.get(t) ?? []).reduce((acc, r) => acc + pick(r), 0));
+/** The summary's hours (newest first) as one series per measure, oldest hour first. */
+export function hourlyTotals(hours: readonly Hour[]): HourlyTotals {
+  const sorted = [...hours].sort((a, b) => a.hour.localeCompare(b.hour));
+  const pick = (f: (h: Hour) => number) => sorted.map(f);
   return {
-    x,
-    requests: sum((r) => r.requests),
-    readUnits: sum((r) => r.read_units),
-    writeUnits: sum((r) => r.write_units),
-    written: sum((r) => r.vectors_written),
-    deleted: sum((r) => r.vectors_deleted),
+    x: sorted.map((h) => Math.floor(new Date(h.hour).getTime() / 1000)),
+    requests: pick((h) => h.requests),
+    readUnits: pick((h) => h.read_units),
+    writeUnits: pick((h) => h.write_units),
+    written: pick((h) => h.vectors_written),
+    deleted: pick((h) => h.vectors_deleted),
+    errors: pick((h) => h.error_requests),
+    stored: sorted.map((h) => h.stored_vectors ?? null),
   };
 }
+
+const sum = (values: readonly number[]) => values.reduce((a, b) => a + b, 0);
 
 function Meter({ label, used, limit }: { label: string; used: number | undefined; limit: number }) {
   const ratio = used === undefined || limit <= 0 ? 0 : Math.min(used / limit, 1);
@@ -77,16 +69,15 @@ export function OverviewPage() {
   const load = useCallback(async () => {
     const path = { tenant_slug: slug };
     const since = new Date(Date.now() - DAYS * 86400_000).toISOString();
-    const [limits, indexes, stored, usage] = await Promise.all([
+    const [limits, summary, stored] = await Promise.all([
       call(api.GET("/api/v1/tenants/{tenant_slug}/limits", { params: { path } })),
-      call(api.GET("/api/v1/tenants/{tenant_slug}/indexes", { params: { path, query: { limit: 100 } } })),
+      call(api.GET("/api/v1/tenants/{tenant_slug}/usage/summary", { params: { path, query: { since } } })),
       call(api.GET("/api/v1/tenants/{tenant_slug}/usage/stored-vectors", { params: { path } })),
-      loadUsage(slug, since),
     ]);
-    return { limits, indexes, stored: stored.data, usage };
+    return { limits, summary, stored: stored.data };
   }, [slug]);
   const state = useAsync(load);
-  const totals = useMemo(() => (state.data ? hourlyTotals(state.data.usage) : null), [state.data]);
+  const totals = useMemo(() => (state.data ? hourlyTotals(state.data.summary.hours) : null), [state.data]);
   const traffic: Series[] = useMemo(
     () =>
       totals
@@ -108,14 +99,16 @@ export function OverviewPage() {
         : [],
     [totals],
   );
+  const refused: Series[] = useMemo(() => (totals ? [{ label: "Refused requests", values: totals.errors, color: "#b91c1c" }] : []), [totals]);
+  const storedSeries: Series[] = useMemo(() => (totals ? [{ label: "Stored vectors", values: totals.stored, color: "#0f766e" }] : []), [totals]);
 
   if (state.status === "loading") return <Loading what="the overview" />;
   if (state.status === "error") return <ErrorMessage error={state.error} title="Could not load the overview." />;
-  const { limits, indexes, stored, usage } = state.data;
+  const { limits, summary, stored } = state.data;
   const l = limits.limits;
-  const indexCount = indexes.data.length;
   const storedTotal = stored.reduce((acc, s) => acc + s.vectors, 0);
   const peakQps = totals && totals.requests.length ? Math.max(...totals.requests) / 3600 : 0;
+  const sampled = totals ? totals.stored.some((v) => v !== null) : false;
 
   return (
     <>
@@ -126,8 +119,13 @@ export function OverviewPage() {
         </h2>
         {limits.overridden.length ? <p className="hint">Overridden for this tenant: {limits.overridden.join(", ")}.</p> : null}
         <div className="meters">
-          <Meter label="Indexes" used={indexes.next_cursor ? undefined : indexCount} limit={l.max_indexes} />
+          <Meter label="Indexes" used={summary.indexes} limit={l.max_indexes} />
           <Meter label="Stored vectors" used={storedTotal} limit={l.max_vectors} />
+          {l.max_clusters > 0 ? (
+            <Meter label="Dedicated clusters" used={summary.clusters} limit={l.max_clusters} />
+          ) : (
+            <p className="hint">Dedicated clusters: not in this plan.</p>
+          )}
         </div>
         <dl className="limits">
           <div>
@@ -154,12 +152,20 @@ export function OverviewPage() {
               {l.allowed_tiers.join(", ")} / {l.allowed_engines.join(", ")}
             </dd>
           </div>
+          {l.max_clusters > 0 ? (
+            <div>
+              <dt>Cluster sizes / replicas</dt>
+              <dd>
+                {l.allowed_cluster_sizes.join(", ")} / up to {l.max_cluster_replicas}
+              </dd>
+            </div>
+          ) : null}
         </dl>
       </section>
 
       <section className="card" aria-labelledby="traffic-heading">
         <h2 id="traffic-heading">Requests and units, last {DAYS} days</h2>
-        {usage.length === 0 || !totals ? (
+        {!totals || sum(totals.requests) + sum(totals.errors) === 0 ? (
           <p className="empty">
             No traffic yet. Requests appear here a few seconds after the gateway answers them — <Link to={`/t/${slug}/keys`}>mint a key</Link> and upsert into an{" "}
             <Link to={`/t/${slug}/indexes`}>index</Link>.
@@ -171,15 +177,56 @@ export function OverviewPage() {
               <TimeChart title="Vectors written and deleted per hour" x={totals.x} series={churn} />
             </Suspense>
             <p className="hint">
-              This week: {formatNumber(totals.requests.reduce((a, b) => a + b, 0))} requests, {formatNumber(totals.readUnits.reduce((a, b) => a + b, 0))} read units,{" "}
-              {formatNumber(totals.writeUnits.reduce((a, b) => a + b, 0))} write units.
+              This week: {formatNumber(sum(totals.requests))} requests, {formatNumber(sum(totals.readUnits))} read units, {formatNumber(sum(totals.writeUnits))} write units.
             </p>
+          </>
+        )}
+      </section>
+
+      <section className="card" aria-labelledby="errors-heading">
+        <h2 id="errors-heading">Errors by code, last {DAYS} days</h2>
+        {summary.errors_by_code.length === 0 || !totals ? (
+          <p className="empty">No refused requests this week. Requests the gateway refuses with an authenticated key are counted here by their error code.</p>
+        ) : (
+          <>
+            <Suspense fallback={<Loading what="the chart" />}>
+              <TimeChart title="Refused requests per hour" x={totals.x} series={refused} />
+            </Suspense>
+            <div className="table-wrap" tabIndex={0} role="region" aria-label="Errors by code">
+              <table>
+                <caption className="visually-hidden">Refused requests by error code</caption>
+                <thead>
+                  <tr>
+                    <th scope="col">Code</th>
+                    <th scope="col">Status</th>
+                    <th scope="col">Requests</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {summary.errors_by_code.map((e) => (
+                    <tr key={`${e.code}-${e.status}`}>
+                      <td>
+                        <code>{e.code}</code>
+                      </td>
+                      <td>{e.status}</td>
+                      <td>{formatNumber(e.requests)}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+            <p className="hint">Each code is stable and explained in the platform's docs/ERRORS.md; the message of a refused request says what to change.</p>
           </>
         )}
       </section>
 
       <section className="card" aria-labelledby="stored-heading">
         <h2 id="stored-heading">Stored vectors</h2>
+        {sampled && totals ? (
+          <Suspense fallback={<Loading what="the chart" />}>
+            <TimeChart title="Stored vectors (hourly sample)" x={totals.x} series={storedSeries} />
+          </Suspense>
+        ) : null}
         {stored.length === 0 ? (
           <p className="empty">
             No vectors stored. <Link to={`/t/${slug}/indexes`}>Create an index</Link>, then upsert vectors into it through the gateway.

@@ -18,8 +18,12 @@ const LIMITS = {
     max_metadata_bytes: 40960,
     allowed_tiers: ["shared"],
     allowed_engines: ["pgvector"],
+    max_clusters: 0,
+    allowed_cluster_sizes: [],
+    max_cluster_replicas: 1,
   },
 };
+const SUMMARY = { since: "2026-11-26T00:00:00Z", until: "2026-12-03T00:00:00Z", indexes: 0, clusters: 0, hours: [], errors_by_code: [] };
 
 function tenantApi(extra: Record<string, () => unknown> = {}) {
   return mockApi({
@@ -29,7 +33,7 @@ function tenantApi(extra: Record<string, () => unknown> = {}) {
     "GET /api/v1/tenants/acme/members": empty,
     "GET /api/v1/tenants/acme/audit-events": empty,
     "GET /api/v1/tenants/acme/invitations": empty,
-    "GET /api/v1/tenants/acme/usage": empty,
+    "GET /api/v1/tenants/acme/usage/summary": () => SUMMARY,
     "GET /api/v1/tenants/acme/usage/stored-vectors": () => ({ data: [] }),
     "GET /api/v1/tenants/acme/limits": () => LIMITS,
     ...extra,
@@ -104,6 +108,43 @@ describe("empty states", () => {
       expect(screen.getByRole("link", { name })).toBeInTheDocument();
     }
     expect(screen.getByRole("button", { name: "Sign out" })).toBeInTheDocument();
+  });
+
+  it("overview: use against the plan, errors by code and stored vectors from one summary", async () => {
+    const hour = (h: number, fields: Record<string, number | null>) => ({
+      hour: `2026-12-02T${String(h).padStart(2, "0")}:00:00Z`,
+      requests: 0, read_units: 0, write_units: 0, queries: 0, vectors_written: 0, vectors_deleted: 0, error_requests: 0, stored_vectors: null,
+      ...fields,
+    });
+    const { calls } = tenantApi({
+      "GET /api/v1/tenants/acme/limits": () => ({ ...LIMITS, limits: { ...LIMITS.limits, max_clusters: 2, allowed_cluster_sizes: ["xs", "s"], max_cluster_replicas: 3 } }),
+      "GET /api/v1/tenants/acme/usage/summary": () => ({
+        ...SUMMARY,
+        indexes: 3,
+        clusters: 1,
+        hours: [hour(11, { requests: 7200, read_units: 40, error_requests: 5, stored_vectors: 1500 }), hour(9, { requests: 100, write_units: 9 })],
+        errors_by_code: [
+          { code: "rate_limited", status: 429, requests: 4 },
+          { code: "invalid_filter", status: 400, requests: 1 },
+        ],
+      }),
+      "GET /api/v1/tenants/acme/usage/stored-vectors": () => ({ data: [{ index: "docs", vectors: 1500 }] }),
+    });
+    renderApp("/t/acme");
+    expect(await screen.findByRole("heading", { name: /Plan: free/ })).toBeInTheDocument();
+    expect(screen.getByLabelText("Indexes: 3 of 5")).toBeInTheDocument();
+    expect(screen.getByLabelText("Dedicated clusters: 1 of 2")).toBeInTheDocument();
+    expect(screen.getByText(/busiest hour of the week: 2.00 req\/s/)).toBeInTheDocument();
+    expect(screen.getByText(/7,300 requests, 40 read units, 9 write units/)).toBeInTheDocument();
+    const codes = within(screen.getByRole("region", { name: "Errors by code" }));
+    expect(codes.getAllByRole("row").slice(1).map((r) => r.textContent)).toEqual(["rate_limited4294", "invalid_filter4001"]);
+    expect(screen.getByText("xs, s / up to 3")).toBeInTheDocument();
+    // One summary request, whatever the number of indexes (no per-index pages).
+    const usage = calls.map((c) => `${c.method} ${new URL(c.url).pathname}`).filter((c) => c.startsWith("GET /api/v1/tenants/acme/usage"));
+    expect(usage.sort()).toEqual([
+      "GET /api/v1/tenants/acme/usage/stored-vectors",
+      "GET /api/v1/tenants/acme/usage/summary",
+    ]);
   });
 
   it("indexes: teaches to create one", async () => {
