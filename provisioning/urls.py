@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .apis import clusters, indexes
+from .apis import clusters, indexes, operator
 
 T = "tenants/<slug:tenant_slug>"
 
@@ -29,4 +29,8 @@ urlpatterns = [
     path(f"{T}/cluster-sizes", clusters.ClusterSizeListApi.as_view(), name="cluster-sizes"),
     path(f"{T}/usage", indexes.UsageApi.as_view(), name="usage"),
     path(f"{T}/usage/stored-vectors", indexes.StoredVectorsApi.as_view(), name="stored-vectors"),
+    # The platform operators' console (staff only; anyone else gets an unknown URL's 404).
+    path("operator/tenants", operator.OperatorTenantListApi.as_view(), name="operator-tenants"),
+    path("operator/clusters", operator.OperatorClusterListApi.as_view(), name="operator-clusters"),
+    path("operator/health", operator.OperatorHealthApi.as_view(), name="operator-health"),
 ]
