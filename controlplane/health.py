@@ -19,6 +19,10 @@ from vectorplane import config
 # Each probe gives up after this long: the page answers within a few seconds, whatever is down.
 TIMEOUT_SECONDS = 2
 
+# The parts probed, and the overall answer (choices, for the API's enums).
+PARTS = (("database", "database"), ("broker", "broker"), ("gateway", "gateway"))
+STATUSES = (("ok", "ok"), ("degraded", "degraded"))
+
 
 @dataclass(frozen=True)
 class PartHealth:

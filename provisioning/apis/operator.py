@@ -199,8 +199,7 @@ class OperatorClusterListApi(OperatorAPIView):
 
 
 class PartHealthOutput(serializers.Serializer[Any]):
-    name = serializers.ChoiceField([("database", "database"), ("broker", "broker"),
-                                    ("gateway", "gateway")])  # fmt: skip
+    name = serializers.ChoiceField(health.PARTS)
     ok = serializers.BooleanField()
     latency_ms = serializers.FloatField(help_text="How long the probe took (a failure too).")
     error = serializers.CharField(help_text="Why the part is not healthy; empty when it is.")
@@ -208,9 +207,7 @@ class PartHealthOutput(serializers.Serializer[Any]):
 
 
 class HealthOutput(serializers.Serializer[Any]):
-    status = serializers.ChoiceField(
-        [("ok", "ok"), ("degraded", "degraded")], help_text="`ok` when every part is."
-    )
+    status = serializers.ChoiceField(health.STATUSES, help_text="`ok` when every part is.")
     parts = PartHealthOutput(many=True)
 
 
