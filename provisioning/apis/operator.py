@@ -44,8 +44,9 @@ class OperatorAPIView(BaseAPIView):
 
     Authentication, permission and every other check of DRF's `initial` run first; whatever
     they conclude, a caller who is not an operator is answered by `handler404` itself (the
-    same status, body and headers as a URL no route matches: no `Allow`, no `WWW-Authenticate`,
-    no hint of the role or the scope that is missing)."""
+    status, body and content type of a URL no route matches; none of DRF's `Allow` or
+    `WWW-Authenticate` headers, no hint of the role or the scope that is missing). Middleware
+    headers may still differ (`Vary: Cookie` once the session was read)."""
 
     def _is_operator(self, request: Request) -> bool:
         try:
