@@ -3,15 +3,20 @@ background work needs before it knows the tenant (at the end)."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet, Sum
+import psycopg
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 
 from controlplane.errors import NotFoundError
+from tenants.models import Tenant
 from tenants.scoping import tenant_scope
+from tenants.selectors import tenant_list_for_operators
 from vectorplane import config
 from vectorplane.contract import hosts, latency, names
 
@@ -28,6 +33,8 @@ from .models import (
     UsageRecord,
 )
 from .storage import shared_tier
+
+logger = logging.getLogger("vectorplane.provisioning")
 
 
 def index_list() -> QuerySet[Index]:
@@ -78,18 +85,25 @@ def _stored_vectors(tenant_id: uuid.UUID) -> dict[uuid.UUID, int]:
     for url in urls:
         with shared_tier.connect(url) as conn:
             shared_tier.ensure_base(conn)
-            conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant_id),))
-            rows = conn.execute(
-                "SELECT index_id, sum(vector_count) FROM public.namespace_stats GROUP BY index_id"
-            ).fetchall()
-            conn.commit()
-        for row in rows:
-            counts[uuid.UUID(str(row[0]))] = int(str(row[1]))
+            counts.update(_namespace_counts(conn, tenant_id))
     for cluster in qdrant:
         with cluster_qdrant_client(cluster) as client:
             for index in index_list().filter(cluster=cluster, status=IndexStatus.READY):
                 counts[index.id] = client.count(index.table_name, exact=True).count
     return counts
+
+
+def _namespace_counts(
+    conn: psycopg.Connection[tuple[object, ...]], tenant_id: uuid.UUID
+) -> dict[uuid.UUID, int]:
+    """The tenant's vectors per index in one PostgreSQL's namespace_stats: `app.tenant_id` is
+    set for this transaction only, so FORCE ROW LEVEL SECURITY shows that tenant's rows alone."""
+    conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant_id),))
+    rows = conn.execute(
+        "SELECT index_id, sum(vector_count) FROM public.namespace_stats GROUP BY index_id"
+    ).fetchall()
+    conn.commit()
+    return {uuid.UUID(str(row[0])): int(str(row[1])) for row in rows}
 
 
 def usage_list(
@@ -272,3 +286,79 @@ def tenants_with_indexes() -> list[uuid.UUID]:
         .values_list("tenant_id", flat=True)
         .distinct()
     )
+
+
+# --------------------------------------------------------------------------- platform operators
+# The operators' console (`/api/v1/operator/...`, staff only) reads every tenant: these are
+# named cross-tenant reads too (tenants/scoping.py lists them). Nothing here bypasses the data
+# tier's row-level security: vectors are counted tenant by tenant, as the tenant.
+
+
+def _live_count(queryset: QuerySet[Index] | QuerySet[Cluster]) -> Coalesce:
+    """A correlated `count(*)` per tenant (`OuterRef("pk")`), 0 when it has none."""
+    counted = (
+        queryset.filter(tenant_id=OuterRef("pk"))
+        .order_by()
+        .values("tenant_id")
+        .annotate(n=Count("pk"))
+        .values("n")[:1]
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def operator_tenant_list(*, status: str | None = None, q: str | None = None) -> QuerySet[Tenant]:
+    """Every tenant (`tenants.selectors.tenant_list_for_operators`: plan, `member_count`),
+    annotated with its live `index_count` and `cluster_count`: one query per page, whatever
+    its size."""
+    return tenant_list_for_operators(status=status, q=q).annotate(
+        index_count=_live_count(Index.objects.unscoped().exclude(status=IndexStatus.DELETED)),
+        cluster_count=_live_count(Cluster.objects.unscoped().exclude(status=ClusterStatus.DELETED)),
+    )
+
+
+def operator_cluster_list(*, status: str | None = None) -> QuerySet[Cluster]:
+    """Every tenant's dedicated clusters (deleted ones only when asked for by `status`), with
+    their tenant and `last_error`, the message of their latest move to `failed` (a subquery,
+    as `cluster_last_error` reads it for one cluster)."""
+    failures = (
+        ClusterEvent.objects.unscoped()
+        .filter(cluster_id=OuterRef("pk"), to_status=ClusterStatus.FAILED)
+        .order_by("-at", "-id")
+        .values("message")[:1]
+    )
+    clusters = Cluster.objects.unscoped().select_related("tenant")
+    clusters = (
+        clusters.filter(status=status) if status else clusters.exclude(status=ClusterStatus.DELETED)
+    )
+    return clusters.annotate(last_error=Coalesce(Subquery(failures), Value("")))
+
+
+def stored_vectors_totals(*, tenant_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, int | None]:
+    """Vectors stored now per tenant (the sum of `stored_vectors`), for a page of the operators'
+    tenant list; None for a tenant whose storage does not answer (the page still renders).
+
+    Tenants with no ready dedicated cluster share one connection to the shared tier, counted
+    one transaction per tenant with `app.tenant_id` set (row-level security filters each
+    count); a tenant with a dedicated cluster goes through `stored_vectors` itself."""
+    ids = list(tenant_ids)
+    totals: dict[uuid.UUID, int | None] = dict.fromkeys(ids)
+    dedicated = set(
+        Cluster.objects.unscoped()
+        .filter(tenant_id__in=ids, status=ClusterStatus.READY)
+        .values_list("tenant_id", flat=True)
+    )
+    shared = [tenant_id for tenant_id in ids if tenant_id not in dedicated]
+    if shared:
+        try:
+            with shared_tier.connect() as conn:
+                shared_tier.ensure_base(conn)
+                for tenant_id in shared:
+                    totals[tenant_id] = sum(_namespace_counts(conn, tenant_id).values())
+        except psycopg.Error as exc:
+            logger.warning("stored vectors: the shared tier does not answer: %s", exc)
+    for tenant_id in dedicated:
+        try:
+            totals[tenant_id] = sum(stored_vectors(tenant_id=tenant_id).values())
+        except Exception as exc:  # one tenant's cluster down must not hide the others
+            logger.warning("stored vectors of tenant %s: %s", tenant_id, exc)
+    return totals

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .apis import clusters, indexes, usage
+from .apis import clusters, indexes, operator, usage
 
 T = "tenants/<slug:tenant_slug>"
 
@@ -36,4 +36,8 @@ urlpatterns = [
     ),
     path(f"{T}/usage/summary", usage.UsageSummaryApi.as_view(), name="usage-summary"),
     path(f"{T}/usage/errors", usage.ErrorListApi.as_view(), name="usage-errors"),
+    # The platform operators' console (staff only; anyone else gets an unknown URL's 404).
+    path("operator/tenants", operator.OperatorTenantListApi.as_view(), name="operator-tenants"),
+    path("operator/clusters", operator.OperatorClusterListApi.as_view(), name="operator-clusters"),
+    path("operator/health", operator.OperatorHealthApi.as_view(), name="operator-health"),
 ]

@@ -19,7 +19,13 @@ lookups:
   (`provisioning.selectors.clusters_due_for_reconcile`), the platform shutdown's
   (`provisioning.selectors.clusters_on_local_driver`), the hourly stored-vectors sample's
   (`provisioning.selectors.tenants_with_indexes`) and the sweep of rotated keys
-  (`services.api_keys_revoke_expired_grace`).
+  (`services.api_keys_revoke_expired_grace`);
+- the platform operators' console (`/api/v1/operator/...`, staff only, read-only): every
+  tenant with its member count (`selectors.tenant_list_for_operators`), its index and cluster
+  counts (`provisioning.selectors.operator_tenant_list`), every tenant's clusters
+  (`provisioning.selectors.operator_cluster_list`). The vectors each tenant stores are still
+  counted as that tenant, one tenant at a time, under the data tier's row-level security
+  (`provisioning.selectors.stored_vectors_totals`).
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from controlplane.errors import NotFoundError
@@ -75,6 +76,31 @@ def tenant_list_for_actor(*, actor: Actor, include_all: bool = False) -> QuerySe
     if include_all and actor.is_operator:
         return qs.all()
     return qs.filter(memberships__user_id=user.pk).exclude(status=TenantStatus.DELETED)
+
+
+def tenant_list_for_operators(
+    *, status: str | None = None, q: str | None = None
+) -> QuerySet[Tenant]:
+    """Every tenant, for the platform operators' console (a named cross-tenant read,
+    tenants/scoping.py): deleted ones included, filtered by `status` and by `q` (a case-
+    insensitive substring of the slug or the name), each annotated with `member_count` by a
+    correlated subquery over every tenant's memberships (one query for the whole page)."""
+    members = (
+        Membership.objects.unscoped()
+        .filter(tenant_id=OuterRef("pk"))
+        .order_by()
+        .values("tenant_id")
+        .annotate(n=Count("pk"))
+        .values("n")[:1]
+    )
+    qs = Tenant.objects.select_related("plan").annotate(
+        member_count=Coalesce(Subquery(members, output_field=IntegerField()), 0)
+    )
+    if status:
+        qs = qs.filter(status=status)
+    if q:
+        qs = qs.filter(Q(slug__icontains=q) | Q(name__icontains=q))
+    return qs
 
 
 def plan_list(*, include_private: bool = False) -> QuerySet[Plan]:

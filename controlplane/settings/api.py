@@ -37,6 +37,8 @@ SPECTACULAR_SETTINGS = {
         "EngineEnum": "tenants.models.Engine",
         "MetricEnum": "provisioning.models.Metric",
         "ClusterStatusEnum": "provisioning.models.ClusterStatus",
+        "HealthPartEnum": "controlplane.health.PARTS",
+        "HealthStatusEnum": "controlplane.health.STATUSES",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -12,6 +12,7 @@ import { IndexesPage } from "./pages/IndexesPage";
 import { KeysPage } from "./pages/KeysPage";
 import { MembersPage } from "./pages/MembersPage";
 import { NotFound } from "./pages/NotFound";
+import { OperatorClustersPage, OperatorHealthPage, OperatorLayout, OperatorTenantsPage } from "./pages/OperatorPages";
 import { OverviewPage } from "./pages/OverviewPage";
 import { TenantLayout } from "./pages/TenantLayout";
 
@@ -83,6 +84,17 @@ export const routes: RouteObject[] = [
           { path: "keys", element: <KeysPage /> },
           { path: "members", element: <MembersPage /> },
           { path: "audit", element: <AuditPage /> },
+          { path: "*", element: <NotFound /> },
+        ],
+      },
+      {
+        // Platform operators (staff) only; anyone else sees the not-found page.
+        path: "operator",
+        element: <OperatorLayout />,
+        children: [
+          { index: true, element: <OperatorTenantsPage /> },
+          { path: "clusters", element: <OperatorClustersPage /> },
+          { path: "health", element: <OperatorHealthPage /> },
           { path: "*", element: <NotFound /> },
         ],
       },

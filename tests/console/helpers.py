@@ -1,6 +1,7 @@
 """What the console's browser tests share: signing up, making a tenant, unique names, a
-recorder of every API response the browser received (for isolation checks), and the
-`context` / `shot` fixtures (re-exported by conftest.py)."""
+recorder of every API response the browser received (for isolation checks), axe-core's
+serious findings on a page, and the `context` / `shot` fixtures (re-exported by
+conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Response, expect
 
 DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+AXE = Path(__file__).resolve().parents[2] / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
 PASSWORD = "correct horse battery staple 42"
 
 
@@ -76,3 +79,19 @@ def shot(tmp_path: Path) -> Callable[[Page, str], Path]:
         return path
 
     return take
+
+
+def serious_violations(page: Page) -> list[dict[str, Any]]:
+    """axe-core's serious and critical findings on the page as it is (WCAG 2.1 A and AA)."""
+    page.add_script_tag(path=str(AXE))
+    found: list[dict[str, Any]] = page.evaluate(
+        """async () => {
+            const only = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
+            const r = await axe.run(document, {runOnly: only});
+            return r.violations
+                .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                .map(v => ({id: v.id, impact: v.impact,
+                            nodes: v.nodes.map(n => n.target.join(' '))}));
+        }"""
+    )
+    return found

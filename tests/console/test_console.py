@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Request, expect
 
 from gateway.tests.conftest import Gateway, Server
 
-from .helpers import Recorder, create_tenant, sign_up, unique
+from .helpers import Recorder, create_tenant, serious_violations, sign_up, unique
 
 
 def test_a_new_user_goes_from_sign_up_to_a_query_and_revokes_the_key(
@@ -243,25 +243,6 @@ def test_the_console_is_served_with_its_assets_and_csrf_cookie(
         assert client.get("/console/assets/missing-00000000.js").status_code == 404
         assert client.get("/console", follow_redirects=False).status_code == 301
         assert client.post("/console/").status_code == 403  # CSRF, before any view
-
-
-AXE = Path(__file__).resolve().parents[2] / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
-
-
-def serious_violations(page: Page) -> list[dict[str, Any]]:
-    """axe-core's serious and critical findings on the page as it is (WCAG 2.1 A and AA)."""
-    page.add_script_tag(path=str(AXE))
-    found: list[dict[str, Any]] = page.evaluate(
-        """async () => {
-            const only = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
-            const r = await axe.run(document, {runOnly: only});
-            return r.violations
-                .filter(v => v.impact === 'serious' || v.impact === 'critical')
-                .map(v => ({id: v.id, impact: v.impact,
-                            nodes: v.nodes.map(n => n.target.join(' '))}));
-        }"""
-    )
-    return found
 
 
 def test_the_main_pages_have_no_serious_accessibility_violations(

@@ -53,6 +53,11 @@ export function AppHeader({ tenants, current }: { tenants?: readonly Tenant[]; c
         </div>
       ) : null}
       <div className="user">
+        {auth.user?.is_operator ? (
+          <Link to="/operator" className="small-link">
+            Platform
+          </Link>
+        ) : null}
         {auth.user ? <span className="user-email">{auth.user.email}</span> : null}
         <button type="button" onClick={signOut}>
           Sign out
