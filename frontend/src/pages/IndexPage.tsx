@@ -16,6 +16,7 @@ import { formatNumber } from "../lib/format";
 import { buildQuery, curlSnippet, DEFAULT_FORM, FILTER_EXAMPLES, pythonSnippet, type FormErrors, type JsonValue, type QueryBody, type QueryForm } from "../lib/playground";
 import { PlaygroundKeys, withKey, type PlaygroundKey } from "../lib/playgroundKey";
 import { asApiError, useAsync } from "../lib/useAsync";
+import { IndexSettings } from "./IndexSettings";
 import { useTenant } from "./TenantLayout";
 
 const TimeChart = lazy(() => import("../components/TimeChart"));
@@ -367,6 +368,7 @@ export default function IndexPage() {
         </dl>
         {stored instanceof ApiError ? <ErrorMessage error={stored} title="Could not count the stored vectors." /> : null}
       </section>
+      <IndexSettings key={`settings-${slug}/${index.name}`} slug={slug} index={index} canEdit={tenant.role !== "viewer"} onSaved={() => state.reload()} />
       <Playground key={`${slug}/${index.name}`} slug={slug} index={index} />
       <Latency slug={slug} name={index.name} />
     </>

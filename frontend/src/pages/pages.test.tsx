@@ -1,7 +1,7 @@
 import { screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { describe, expect, it } from "vitest";
-import { apiError, mockApi, signedIn, TENANT } from "../test/mockApi";
+import { apiError, mockApi, signedIn, TENANT, type Handler } from "../test/mockApi";
 import { renderApp } from "../test/renderApp";
 
 const empty = () => ({ data: [], next_cursor: null });
@@ -25,7 +25,7 @@ const LIMITS = {
 };
 const SUMMARY = { since: "2026-11-26T00:00:00Z", until: "2026-12-03T00:00:00Z", indexes: 0, clusters: 0, hours: [], errors_by_code: [] };
 
-function tenantApi(extra: Record<string, () => unknown> = {}) {
+function tenantApi(extra: Record<string, Handler> = {}) {
   return mockApi({
     ...signedIn(),
     "GET /api/v1/tenants/acme/indexes": empty,
@@ -199,6 +199,43 @@ describe("forms", () => {
     await waitFor(() => expect(screen.getByLabelText("Name")).toHaveAccessibleDescription(/An index named 'docs' exists\./));
     expect(screen.getByLabelText("Name")).toHaveAttribute("aria-invalid", "true");
     expect(screen.getByRole("alert")).toHaveTextContent("index_exists");
+  });
+
+  it("creates an index on a ready dedicated cluster with its tuning, and shows a cluster error on the Where field", async () => {
+    const cluster = (name: string, engine: string, status: string) => ({
+      id: name, name, engine, driver: "local", size: "s", replicas: 1, status, status_message: "", generation: 1, observed_generation: 1, indexes: [],
+      created_at: "2026-01-01T00:00:00Z", updated_at: "2026-01-01T00:00:00Z", ready_at: null,
+    });
+    const bodies: unknown[] = [];
+    tenantApi({
+      "GET /api/v1/tenants/acme/limits": () => ({ ...LIMITS, limits: { ...LIMITS.limits, allowed_tiers: ["shared", "dedicated"], allowed_engines: ["pgvector", "qdrant"], max_clusters: 2 } }),
+      "GET /api/v1/tenants/acme/clusters": () => ({ data: [cluster("vecs", "qdrant", "ready"), cluster("later", "pgvector", "provisioning")], next_cursor: null }),
+      "POST /api/v1/tenants/acme/indexes": async (request) => {
+        bodies.push(await request.json());
+        return apiError(404, "not_found", "The cluster was not found.", { cluster: "vecs" });
+      },
+    });
+    renderApp("/t/acme/indexes");
+    const user = userEvent.setup();
+    const where = await screen.findByLabelText("Where");
+    await waitFor(() => expect(within(where).getAllByRole("option").map((o) => o.textContent)).toEqual(["Shared tier (pgvector)", "Cluster vecs (qdrant, s)"]));
+    await user.selectOptions(where, "vecs");
+    await user.type(screen.getByLabelText("Name"), "docs");
+    await user.type(screen.getByLabelText("Dimension"), "8");
+    await user.click(screen.getByText("Index tuning and protection"));
+    await user.clear(screen.getByLabelText("HNSW m"));
+    await user.type(screen.getByLabelText("HNSW m"), "101");
+    await user.click(screen.getByRole("button", { name: "Create index" }));
+    expect(screen.getByLabelText("HNSW m")).toHaveAttribute("aria-invalid", "true");
+    expect(bodies).toEqual([]); // refused before sending
+    await user.clear(screen.getByLabelText("HNSW m"));
+    await user.type(screen.getByLabelText("HNSW m"), "32");
+    await user.click(screen.getByLabelText("Deletion protection"));
+    await user.click(screen.getByRole("button", { name: "Create index" }));
+    await waitFor(() => expect(where).toHaveAccessibleDescription(/The cluster was not found\./));
+    expect(bodies).toEqual([
+      { name: "docs", dimension: 8, metric: "cosine", tier: "dedicated", engine: "qdrant", cluster: "vecs", hnsw_m: 32, hnsw_ef_construction: 64, ef_search: 100, deletion_protection: true },
+    ]);
   });
 
   it("checks the index rules before sending", async () => {
