@@ -128,6 +128,11 @@ def test_the_query_playground_queries_the_gateway(
     expect(page.get_by_role("heading", name="docs", level=1)).to_be_visible()
     expect(page.get_by_role("heading", name="Query playground")).to_be_visible()
 
+    page.get_by_role("button", name="Count vectors per namespace").click()
+    per_namespace = page.get_by_role("region", name="Vectors per namespace")
+    expect(per_namespace.get_by_role("row")).to_have_count(2)  # the header and the default
+    expect(per_namespace.get_by_role("row").nth(1)).to_have_text(re.compile(r"\(default\)\s*2"))
+
     page.get_by_label("Vector", exact=True).fill("[1, 0, 0]")
     page.get_by_label("Top K", exact=True).fill("2")
     page.get_by_label("Filter", exact=True).fill('{"genre": {"$eq": "jazz"}}')

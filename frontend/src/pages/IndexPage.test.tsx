@@ -81,6 +81,37 @@ describe("the index page", () => {
   });
 });
 
+describe("the namespace stats", () => {
+  it("counts vectors per namespace through the gateway with the page's key, shared with the playground", async () => {
+    const stats = { namespaces: { "": { vectorCount: 5 }, books: { vectorCount: 1200 }, alpha: { vectorCount: 3 } }, dimension: 3, indexFullness: 0, totalVectorCount: 1208 };
+    const { calls } = indexApi({ "POST /v1/indexes/docs/describe_index_stats": () => stats });
+    renderApp("/t/acme/indexes/docs");
+    const user = userEvent.setup();
+    await user.click(await screen.findByRole("button", { name: "Count vectors per namespace" }));
+    const table = await screen.findByRole("region", { name: "Vectors per namespace" });
+    expect(within(table).getAllByRole("row").slice(1).map((r) => r.textContent)).toEqual(["(default)5", "alpha3", "books1,200"]);
+    const sent = gatewayCalls(calls);
+    expect(sent.map((r) => new URL(r.url).pathname)).toEqual(["/v1/indexes/docs/describe_index_stats"]);
+    expect(sent[0]?.headers.get("Api-Key")).toBe("vpk_playground_1");
+    expect(sent[0]?.credentials).toBe("omit");
+    // The playground's query reuses the same key: one mint for the page.
+    await user.click(screen.getByLabelText("Vector"));
+    await user.paste("[1, 0, 0]");
+    await user.click(screen.getByRole("button", { name: "Run query" }));
+    await screen.findByRole("table", { name: "Results" });
+    expect(calls.filter((r) => r.url.endsWith("/playground-key"))).toHaveLength(1);
+  });
+
+  it("shows the gateway's refusal with its code", async () => {
+    indexApi({ "POST /v1/indexes/docs/describe_index_stats": () => apiError(503, "data_plane_unavailable", "The vector database does not answer; try again shortly.") });
+    renderApp("/t/acme/indexes/docs");
+    const user = userEvent.setup();
+    await user.click(await screen.findByRole("button", { name: "Count vectors per namespace" }));
+    const alert = await screen.findByRole("alert");
+    expect(alert).toHaveTextContent("data_plane_unavailable");
+  });
+});
+
 describe("the query playground", () => {
   async function fillAndRun(filter = '{"genre": {"$eq": "jazz"}}') {
     const user = userEvent.setup();

@@ -164,18 +164,107 @@ function Results({ outcome }: { outcome: QueryOutcome }) {
   );
 }
 
-function Playground({ slug, index }: { slug: string; index: Index }) {
-  // In memory only, for the life of this page (never localStorage).
-  const [keys] = useState(
+/** The page's short-lived gateway keys (in memory only, for the life of this page; never localStorage), shared by the playground and the namespace stats. */
+function usePlaygroundKeys(slug: string, name: string): PlaygroundKeys {
+  return useMemo(
     () =>
       new PlaygroundKeys(() =>
         call(
           api.POST("/api/v1/tenants/{tenant_slug}/indexes/{index_name}/playground-key", {
-            params: { path: { tenant_slug: slug, index_name: index.name } },
+            params: { path: { tenant_slug: slug, index_name: name } },
           }),
         ),
       ),
+    [slug, name],
   );
+}
+
+interface NamespaceCount {
+  name: string;
+  vectors: number;
+}
+
+/** Pinecone's describe_index_stats answer as rows, the default namespace ("") first, then by name. */
+export function namespaceRows(answer: unknown): NamespaceCount[] {
+  const namespaces = (answer as { namespaces?: Record<string, { vectorCount?: number }> } | undefined)?.namespaces ?? {};
+  return Object.entries(namespaces)
+    .map(([name, n]) => ({ name, vectors: n.vectorCount ?? 0 }))
+    .sort((a, b) => (a.name === "" ? -1 : b.name === "" ? 1 : a.name.localeCompare(b.name)));
+}
+
+/** Vectors per namespace, asked of the gateway (describe_index_stats) with the page's key, when the user asks: no key is minted just by opening the page. */
+function NamespaceStats({ keys }: { keys: PlaygroundKeys }) {
+  const [rows, setRows] = useState<NamespaceCount[] | undefined>();
+  const [error, setError] = useState<ApiError | undefined>();
+  const [busy, setBusy] = useState(false);
+
+  async function load() {
+    setBusy(true);
+    setError(undefined);
+    try {
+      const { response } = await withKey(keys, (key) =>
+        globalThis.fetch(`${key.host}/describe_index_stats`, {
+          method: "POST",
+          mode: "cors",
+          credentials: "omit",
+          headers: { "Api-Key": key.key, "Content-Type": "application/json", Accept: "application/json" },
+          body: "{}",
+        }),
+      );
+      let parsed: unknown;
+      try {
+        parsed = await response.json();
+      } catch {
+        parsed = undefined;
+      }
+      if (!response.ok) {
+        setError(toApiError(response.status, parsed));
+        return;
+      }
+      setRows(namespaceRows(parsed));
+    } catch (cause) {
+      setError(cause instanceof ApiError ? cause : gatewayUnreachable(cause));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <section className="card" aria-labelledby="namespaces-heading">
+      <h2 id="namespaces-heading">Namespaces</h2>
+      <p className="hint">Counted by the gateway (describe_index_stats) with the page&apos;s short-lived read key, as a client sees them.</p>
+      <ErrorMessage error={error} title="Could not count the namespaces." />
+      {rows === undefined ? null : rows.length === 0 ? (
+        <p className="empty">No vectors in any namespace yet.</p>
+      ) : (
+        <div className="table-wrap" tabIndex={0} role="region" aria-label="Vectors per namespace">
+          <table>
+            <caption className="visually-hidden">Vectors per namespace</caption>
+            <thead>
+              <tr>
+                <th scope="col">Namespace</th>
+                <th scope="col">Vectors</th>
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map((r) => (
+                <tr key={r.name}>
+                  <td className="row-name">{r.name === "" ? <em>(default)</em> : r.name}</td>
+                  <td>{formatNumber(r.vectors)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <button type="button" onClick={load} disabled={busy}>
+        {rows === undefined ? "Count vectors per namespace" : "Count again"}
+      </button>
+    </section>
+  );
+}
+
+function Playground({ slug, index, keys }: { slug: string; index: Index; keys: PlaygroundKeys }) {
   const [form, setForm] = useState<QueryForm>(DEFAULT_FORM);
   const [errors, setErrors] = useState<FormErrors>({});
   const [keyError, setKeyError] = useState<ApiError | undefined>();
@@ -306,6 +395,7 @@ export default function IndexPage() {
     return { index, stored };
   }, [slug, name]);
   const state = useAsync(load);
+  const keys = usePlaygroundKeys(slug, name);
 
   if (state.status === "loading") return <Loading what={`index ${name}`} />;
   if (state.status === "error") {
@@ -369,7 +459,8 @@ export default function IndexPage() {
         {stored instanceof ApiError ? <ErrorMessage error={stored} title="Could not count the stored vectors." /> : null}
       </section>
       <IndexSettings key={`settings-${slug}/${index.name}`} slug={slug} index={index} canEdit={tenant.role !== "viewer"} onSaved={() => state.reload()} />
-      <Playground key={`${slug}/${index.name}`} slug={slug} index={index} />
+      <NamespaceStats key={`ns-${slug}/${index.name}`} keys={keys} />
+      <Playground key={`${slug}/${index.name}`} slug={slug} index={index} keys={keys} />
       <Latency slug={slug} name={index.name} />
     </>
   );
