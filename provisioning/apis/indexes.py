@@ -328,8 +328,26 @@ class StoredVectorsOutput(serializers.Serializer[Any]):
 
 
 StoredVectorsListOutput = type(
-    "StoredVectorsListOutput", (serializers.Serializer,), {"data": StoredVectorsOutput(many=True)}
+    "StoredVectorsListOutput",
+    (serializers.Serializer,),
+    {
+        "data": StoredVectorsOutput(many=True),
+        "total": serializers.IntegerField(
+            help_text="Vectors stored in all the tenant's indexes (whatever `index` selects)."
+        ),
+    },
 )
+
+MAX_STORED_VECTORS_NAMES = 100
+
+
+class StoredVectorsFilterInput(QueryInputSerializer):
+    index = serializers.ListField(
+        child=serializers.RegexField(names.NAME_PATTERN, max_length=names.MAX_NAME_LENGTH),
+        required=False,
+        max_length=MAX_STORED_VECTORS_NAMES,
+        help_text="Only these indexes (repeat the parameter, at most 100); default: every index.",
+    )
 
 
 class UsageApi(TenantAPIView):
@@ -357,13 +375,21 @@ class StoredVectorsApi(TenantAPIView):
     @extend_schema(
         operation_id="usage_stored_vectors",
         tags=["indexes"],
-        description="Vectors stored now, per index (what the vector quota counts).",
+        description="Vectors stored now, per index (what the vector quota counts), by name, and "
+        "their total over every index. `index` (repeatable, at most 100) answers only those "
+        "indexes (unknown names are left out), e.g. the rows of a page of the index list.",
+        parameters=[StoredVectorsFilterInput],
         responses={200: StoredVectorsListOutput, **INDEX_ERRORS},
     )
     def get(self, request: Request, tenant_slug: str) -> Response:
+        filters = StoredVectorsFilterInput(data=request.query_params)  # `index` repeats
+        filters.is_valid(raise_exception=True)
         counts = selectors.stored_vectors(tenant_id=self.tenant.id)
-        data = [
-            {"index": index.name, "vectors": counts.get(index.id, 0)}
-            for index in selectors.index_list().order_by("name")
-        ]
-        return Response({"data": data})
+        indexes = selectors.index_list().order_by("name")
+        wanted = filters.validated_data.get("index")
+        if wanted is not None:
+            indexes = indexes.filter(name__in=wanted)
+        data = [{"index": index.name, "vectors": counts.get(index.id, 0)} for index in indexes]
+        live = set(selectors.index_list().values_list("id", flat=True))
+        total = sum(n for index_id, n in counts.items() if index_id in live)
+        return Response({"data": data, "total": total})

@@ -401,4 +401,4 @@ def test_usage_endpoint_filters_and_isolation(
     assert [r["requests"] for r in since.json()["data"]] == [3, 2]
     assert client.get("/api/v1/tenants/acme/usage", {"since": "not-a-date"}).status_code == 400
     stored = client.get("/api/v1/tenants/acme/usage/stored-vectors")
-    assert stored.status_code == 200 and stored.json() == {"data": []}
+    assert stored.status_code == 200 and stored.json() == {"data": [], "total": 0}

@@ -220,3 +220,19 @@ def test_a_tenant_whose_engine_fails_does_not_stop_the_others_samples(
         assert StoredVectorsRecord.objects.count() == 1
     with tenant_scope(tenant.id):
         assert StoredVectorsRecord.objects.count() == 0
+
+
+def test_stored_vectors_now_answers_some_indexes_and_the_total(owner: Any, tenant: Tenant) -> None:
+    docs, faq = _ready_index(owner, "docs"), _ready_index(owner, "faq")
+    _set_count(docs, 40)
+    _set_count(faq, 2)
+    client = _client(owner)
+    every = client.get(f"{T}/stored-vectors").json()
+    assert every == {"data": [{"index": "docs", "vectors": 40}, {"index": "faq", "vectors": 2}],
+                     "total": 42}  # fmt: skip
+    some = client.get(f"{T}/stored-vectors?index=faq&index=nope").json()
+    assert some == {"data": [{"index": "faq", "vectors": 2}], "total": 42}
+    too_many = "&".join(f"index=i{i}" for i in range(101))
+    for query in (too_many, "index=Bad_Name", "limit=5"):
+        response = client.get(f"{T}/stored-vectors?{query}")
+        assert response.status_code == 400, (query, response.json())

@@ -46,7 +46,7 @@ function indexApi(extra: Record<string, Handler> = {}) {
     ...signedIn(),
     "GET /api/v1/tenants/acme/indexes": () => ({ data: [INDEX], next_cursor: null }),
     "GET /api/v1/tenants/acme/indexes/docs": () => INDEX,
-    "GET /api/v1/tenants/acme/usage/stored-vectors": () => ({ data: [{ index: "docs", vectors: 1234 }] }),
+    "GET /api/v1/tenants/acme/usage/stored-vectors": () => ({ data: [{ index: "docs", vectors: 1234 }], total: 1234 }),
     "POST /api/v1/tenants/acme/indexes/docs/playground-key": mintKey,
     "POST /v1/indexes/docs/query": () => MATCHES,
     "GET /api/v1/tenants/acme/indexes/docs/latency": () => LATENCY,
@@ -63,7 +63,7 @@ const gatewayCalls = (calls: Request[]) => calls.filter((r) => r.url.startsWith(
 
 describe("the index page", () => {
   it("is linked from the index list and shows the index's facts and vector count", async () => {
-    indexApi();
+    const { calls } = indexApi();
     const { router } = renderApp("/t/acme/indexes");
     const user = userEvent.setup();
     const cell = await screen.findByRole("cell", { name: "docs" });
@@ -72,6 +72,9 @@ describe("the index page", () => {
     expect(router.state.location.pathname).toBe("/t/acme/indexes/docs");
     const facts = screen.getByRole("region", { name: "About this index" });
     for (const text of ["3", "cosine", "shared / pgvector", "ready", "1,234", HOST]) expect(facts).toHaveTextContent(text);
+    // The counts are asked for the listed indexes only, by name.
+    const counted = calls.filter((r) => new URL(r.url).pathname === "/api/v1/tenants/acme/usage/stored-vectors").map((r) => new URL(r.url).searchParams.getAll("index"));
+    expect(counted).toEqual([["docs"], ["docs"]]); // the list's row, then the index page's
   });
 
   it("answers Page not found for an index the API does not show", async () => {

@@ -390,7 +390,7 @@ export default function IndexPage() {
     const path = { tenant_slug: slug };
     const [index, stored] = await Promise.all([
       call(api.GET("/api/v1/tenants/{tenant_slug}/indexes/{index_name}", { params: { path: { ...path, index_name: name } } })),
-      call(api.GET("/api/v1/tenants/{tenant_slug}/usage/stored-vectors", { params: { path } })).catch((cause: unknown) => asApiError(cause)),
+      call(api.GET("/api/v1/tenants/{tenant_slug}/usage/stored-vectors", { params: { path, query: { index: [name] } } })).catch((cause: unknown) => asApiError(cause)),
     ]);
     return { index, stored };
   }, [slug, name]);

@@ -15,7 +15,7 @@ function api(extra: Record<string, (request: Request) => unknown> = {}, tenant =
   return mockApi({
     ...signedIn([tenant]),
     "GET /api/v1/tenants/acme/indexes/docs": () => INDEX,
-    "GET /api/v1/tenants/acme/usage/stored-vectors": () => ({ data: [] }),
+    "GET /api/v1/tenants/acme/usage/stored-vectors": () => ({ data: [], total: 0 }),
     "GET /api/v1/tenants/acme/indexes/docs/latency": () => ({ index: "docs", since: "2026-12-02T00:00:00Z", until: "2026-12-03T00:00:00Z", bounds_ms: [1], hours: [] }),
     ...extra,
   });

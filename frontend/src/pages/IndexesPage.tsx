@@ -215,7 +215,15 @@ export function IndexesPage() {
     [slug],
   );
   const list = usePaged(loadPage);
-  const loadCounts = useCallback(() => call(api.GET("/api/v1/tenants/{tenant_slug}/usage/stored-vectors", { params: { path: { tenant_slug: slug } } })), [slug]);
+  // Counts for the listed rows only (the API answers at most 100 names at a time).
+  const listed = list.items.map((i) => i.name).join(",");
+  const loadCounts = useCallback(async () => {
+    const names = listed ? listed.split(",") : [];
+    const chunks: string[][] = [];
+    for (let i = 0; i < names.length; i += 100) chunks.push(names.slice(i, i + 100));
+    const answers = await Promise.all(chunks.map((index) => call(api.GET("/api/v1/tenants/{tenant_slug}/usage/stored-vectors", { params: { path: { tenant_slug: slug }, query: { index } } }))));
+    return { data: answers.flatMap((a) => a.data) };
+  }, [slug, listed]);
   const counts = useAsync(loadCounts);
   const loadPlacement = useCallback(async () => {
     const path = { tenant_slug: slug };

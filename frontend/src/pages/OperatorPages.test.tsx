@@ -158,7 +158,7 @@ describe("the platform pages", () => {
     mockApi({
       ...signedIn([{ ...TENANT, role: "owner" }]),
       "GET /api/v1/tenants/acme/indexes": () => ({ data: [], next_cursor: null }),
-      "GET /api/v1/tenants/acme/usage/stored-vectors": () => ({ data: [] }),
+      "GET /api/v1/tenants/acme/usage/stored-vectors": () => ({ data: [], total: 0 }),
       "GET /api/v1/tenants/acme/usage": () => ({ data: [], next_cursor: null }),
     });
     renderApp("/t/acme/indexes");

@@ -12,6 +12,7 @@ import { useTenant } from "./TenantLayout";
 const TimeChart = lazy(() => import("../components/TimeChart"));
 
 const DAYS = 7;
+const LARGEST = 10; // indexes listed by stored vectors
 
 type Summary = UsageSummary;
 type Hour = Summary["hours"][number];
@@ -74,7 +75,7 @@ export function OverviewPage() {
       call(api.GET("/api/v1/tenants/{tenant_slug}/usage/summary", { params: { path, query: { since } } })),
       call(api.GET("/api/v1/tenants/{tenant_slug}/usage/stored-vectors", { params: { path } })),
     ]);
-    return { limits, summary, stored: stored.data };
+    return { limits, summary, stored: stored.data, storedTotal: stored.total };
   }, [slug]);
   const state = useAsync(load);
   const totals = useMemo(() => (state.data ? hourlyTotals(state.data.summary.hours) : null), [state.data]);
@@ -104,9 +105,9 @@ export function OverviewPage() {
 
   if (state.status === "loading") return <Loading what="the overview" />;
   if (state.status === "error") return <ErrorMessage error={state.error} title="Could not load the overview." />;
-  const { limits, summary, stored } = state.data;
+  const { limits, summary, stored, storedTotal } = state.data;
   const l = limits.limits;
-  const storedTotal = stored.reduce((acc, s) => acc + s.vectors, 0);
+  const largest = [...stored].sort((a, b) => b.vectors - a.vectors || a.index.localeCompare(b.index)).slice(0, LARGEST);
   const peakQps = totals && totals.requests.length ? Math.max(...totals.requests) / 3600 : 0;
   const sampled = totals ? totals.stored.some((v) => v !== null) : false;
 
@@ -232,25 +233,34 @@ export function OverviewPage() {
             No vectors stored. <Link to={`/t/${slug}/indexes`}>Create an index</Link>, then upsert vectors into it through the gateway.
           </p>
         ) : (
-          <div className="table-wrap" tabIndex={0} role="region" aria-label="Stored vectors per index">
-            <table>
-              <caption className="visually-hidden">Stored vectors per index</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Index</th>
-                  <th scope="col">Vectors now</th>
-                </tr>
-              </thead>
-              <tbody>
-                {stored.map((s) => (
-                  <tr key={s.index}>
-                    <td className="row-name">{s.index}</td>
-                    <td>{formatNumber(s.vectors)}</td>
+          <>
+            <p className="hint">
+              {formatNumber(storedTotal)} vectors in {formatNumber(stored.length)} {stored.length === 1 ? "index" : "indexes"}
+              {stored.length > LARGEST ? `; the ${LARGEST} largest below, every index on the ` : ""}
+              {stored.length > LARGEST ? <Link to={`/t/${slug}/indexes`}>Indexes page</Link> : null}.
+            </p>
+            <div className="table-wrap" tabIndex={0} role="region" aria-label="Stored vectors per index">
+              <table>
+                <caption className="visually-hidden">Stored vectors per index, largest first</caption>
+                <thead>
+                  <tr>
+                    <th scope="col">Index</th>
+                    <th scope="col">Vectors now</th>
                   </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+                </thead>
+                <tbody>
+                  {largest.map((s) => (
+                    <tr key={s.index}>
+                      <td className="row-name">
+                        <Link to={`/t/${slug}/indexes/${s.index}`}>{s.index}</Link>
+                      </td>
+                      <td>{formatNumber(s.vectors)}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          </>
         )}
       </section>
     </>

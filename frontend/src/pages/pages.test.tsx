@@ -34,7 +34,7 @@ function tenantApi(extra: Record<string, Handler> = {}) {
     "GET /api/v1/tenants/acme/audit-events": empty,
     "GET /api/v1/tenants/acme/invitations": empty,
     "GET /api/v1/tenants/acme/usage/summary": () => SUMMARY,
-    "GET /api/v1/tenants/acme/usage/stored-vectors": () => ({ data: [] }),
+    "GET /api/v1/tenants/acme/usage/stored-vectors": () => ({ data: [], total: 0 }),
     "GET /api/v1/tenants/acme/limits": () => LIMITS,
     ...extra,
   });
@@ -128,7 +128,7 @@ describe("empty states", () => {
           { code: "invalid_filter", status: 400, requests: 1 },
         ],
       }),
-      "GET /api/v1/tenants/acme/usage/stored-vectors": () => ({ data: [{ index: "docs", vectors: 1500 }] }),
+      "GET /api/v1/tenants/acme/usage/stored-vectors": () => ({ data: [{ index: "docs", vectors: 1500 }], total: 1500 }),
     });
     renderApp("/t/acme");
     expect(await screen.findByRole("heading", { name: /Plan: free/ })).toBeInTheDocument();
