@@ -200,7 +200,7 @@ function Facts({ cluster, sizes }: { cluster: ClusterDetail; sizes: readonly Clu
           <dt>Size</dt>
           <dd>
             {cluster.size}
-            {size ? <span className="hint"> {sizeResources(size)}</span> : null}
+            {size ? <span className="hint facts-hint">{sizeResources(size)}</span> : null}
           </dd>
         </div>
         <div>
@@ -302,6 +302,7 @@ export function ClusterPage() {
       </p>
       <Facts cluster={detail} sizes={sizes.data?.data} />
       <ErrorMessage error={sizes.error} title="Could not load the cluster sizes." />
+      <History slug={slug} name={detail.name} version={version} />
       <Indexes slug={slug} cluster={detail} />
       {manage && detail.status !== "deleting" && sizes.data ? (
         <ResizeForm
@@ -337,7 +338,6 @@ export function ClusterPage() {
           </section>
         )
       ) : null}
-      <History slug={slug} name={detail.name} version={version} />
     </>
   );
 }
