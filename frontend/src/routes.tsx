@@ -7,6 +7,8 @@ import { Loading } from "./components/Loading";
 import { AcceptInvitationPage } from "./pages/AcceptInvitation";
 import { AuditPage } from "./pages/AuditPage";
 import { SignInPage, SignUpPage } from "./pages/AuthPages";
+import { ClusterPage } from "./pages/ClusterPage";
+import { ClustersPage } from "./pages/ClustersPage";
 import { Home, NewTenantPage } from "./pages/Home";
 import { IndexesPage } from "./pages/IndexesPage";
 import { KeysPage } from "./pages/KeysPage";
@@ -81,6 +83,8 @@ export const routes: RouteObject[] = [
           { index: true, element: <OverviewPage /> },
           { path: "indexes", element: <IndexesPage /> },
           { path: "indexes/:name", element: <IndexRoute /> },
+          { path: "clusters", element: <ClustersPage /> },
+          { path: "clusters/:name", element: <ClusterPage /> },
           { path: "keys", element: <KeysPage /> },
           { path: "members", element: <MembersPage /> },
           { path: "audit", element: <AuditPage /> },

@@ -252,16 +252,24 @@ def gateway_server(
         server.stop()
 
 
+# The session Redis's database holding the control plane's Celery queue (0 holds the gateway's
+# rate-limit buckets).
+CONTROL_PLANE_BROKER_DB = 1
+
+
 @pytest.fixture(scope="session")
 def control_plane_server(
     django_db_setup: None,
     data_database: str,
+    redis_server: RedisProcess,
     gateway_server: Server,
     control_plane_port: int,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Server]:
     """The control plane (Django under granian WSGI) on the test database, as the
-    `vectorplane` role, announcing `gateway_server` as the data-plane host."""
+    `vectorplane` role, announcing `gateway_server` as the data-plane host. It queues its
+    Celery tasks on the session's Redis (`CONTROL_PLANE_BROKER_DB`), where nothing runs them
+    unless a test starts a worker on that broker (tests/console/test_clusters.py)."""
     from django.db import connection
 
     db = connection.settings_dict
@@ -277,6 +285,7 @@ def control_plane_server(
         VECTORPLANE_DATA_DATABASE_URL=data_database,
         VECTORPLANE_GATEWAY_URL=gateway_server.url,
         VECTORPLANE_STATE_DIR=str(config.state_dir()),
+        CELERY_BROKER_URL=redis_server.url(CONTROL_PLANE_BROKER_DB),
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         DJANGO_SETTINGS_MODULE="controlplane.settings",
         PYTHONUNBUFFERED="1",

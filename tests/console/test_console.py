@@ -206,7 +206,7 @@ def test_another_tenants_pages_are_not_found_and_leak_nothing(
         log = Recorder(intruder)
         sign_up(intruder, base, f"{unique('eve')}@example.test")
         create_tenant(intruder, unique("evilcorp"))
-        for path in ("", "/indexes", "/keys", "/members", "/audit"):
+        for path in ("", "/indexes", "/clusters", "/keys", "/members", "/audit"):
             intruder.goto(f"{base}/console/t/{victim_slug}{path}")
             expect(intruder.get_by_role("heading", name="Page not found")).to_be_visible()
         assert log.mentioning("hidden-index") == []
@@ -277,6 +277,10 @@ def test_the_main_pages_have_no_serious_accessibility_violations(
             page.get_by_role("link", name="Audit log").click()
             expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
             results[f"Audit log@{width}"] = serious_violations(page)
+            page.get_by_role("link", name="Clusters").click()  # the free plan: its note
+            no_clusters = re.compile("does not include dedicated clusters")
+            expect(page.get_by_text(no_clusters)).to_be_visible()
+            results[f"Clusters@{width}"] = serious_violations(page)
         finally:
             ctx.close()
     assert {page: found for page, found in results.items() if found} == {}

@@ -34,5 +34,6 @@ export function usePaged<T>(loadPage: (cursor: string | undefined) => Promise<Pa
     }
   }
 
-  return { status: first.status, error: first.error, items, hasMore: next !== null, loadMore, loadingMore, moreError, reload: first.reload };
+  // `answered`: the first page's answer, a new object on each (re)load (e.g. to poll after it).
+  return { status: first.status, error: first.error, answered: first.data, items, hasMore: next !== null, loadMore, loadingMore, moreError, reload: first.reload };
 }

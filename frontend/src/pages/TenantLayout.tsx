@@ -54,6 +54,7 @@ export function TenantLayout() {
   const links = [
     { to: base, label: "Overview", end: true },
     { to: `${base}/indexes`, label: "Indexes" },
+    { to: `${base}/clusters`, label: "Clusters" },
     // Viewers read the tenant; keys are for members and up (the API refuses them too).
     ...(tenant.role === "viewer" ? [] : [{ to: `${base}/keys`, label: "API keys" }]),
     { to: `${base}/members`, label: "Members" },

@@ -104,7 +104,7 @@ describe("empty states", () => {
     expect(screen.getByText(/No traffic yet/)).toBeInTheDocument();
     expect(screen.getByText(/No vectors stored/)).toBeInTheDocument();
     expect(screen.getByLabelText("Tenant")).toHaveValue("acme");
-    for (const name of ["Overview", "Indexes", "API keys", "Members", "Audit log"]) {
+    for (const name of ["Overview", "Indexes", "Clusters", "API keys", "Members", "Audit log"]) {
       expect(screen.getByRole("link", { name })).toBeInTheDocument();
     }
     expect(screen.getByRole("button", { name: "Sign out" })).toBeInTheDocument();
@@ -295,6 +295,7 @@ describe("tenant switcher", () => {
     expect(switchTo("/t/acme/keys", "acme", "globex")).toBe("/t/globex/keys");
     expect(switchTo("/t/acme", "acme", "globex")).toBe("/t/globex");
     expect(switchTo("/t/acme/indexes/docs", "acme", "globex")).toBe("/t/globex/indexes");
+    expect(switchTo("/t/acme/clusters/main", "acme", "globex")).toBe("/t/globex/clusters");
   });
 
   it("switches tenants with the Tenant select and remembers the choice", async () => {
