@@ -20,8 +20,18 @@ from vectorplane import config
 TIMEOUT_SECONDS = 2
 
 # The parts probed, and the overall answer (choices, for the API's enums).
-PARTS = (("database", "database"), ("broker", "broker"), ("gateway", "gateway"))
+PARTS = (
+    ("database", "database"),
+    ("broker", "broker"),
+    ("gateway", "gateway"),
+    ("workers", "workers"),
+    ("reconcile", "reconcile"),
+)
 STATUSES = (("ok", "ok"), ("degraded", "degraded"))
+
+
+class Unhealthy(Exception):
+    """What a probe found wrong, said as it is (not as a Python exception's name)."""
 
 
 @dataclass(frozen=True)
@@ -33,11 +43,13 @@ class PartHealth:
     target: str = ""  # what was probed (no secret: a URL without its credentials)
 
 
-def _timed(name: str, target: str, probe: Callable[[], None]) -> PartHealth:
+def timed(name: str, target: str, probe: Callable[[], None]) -> PartHealth:
     started = time.perf_counter()
     error = ""
     try:
         probe()
+    except Unhealthy as exc:
+        error = str(exc)[:300] or "unhealthy"
     except Exception as exc:  # whatever the part answers, it is reported, not raised
         error = f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__
     latency = round((time.perf_counter() - started) * 1000, 1)
@@ -58,7 +70,7 @@ def database_health() -> PartHealth:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
 
-    return _timed("database", "control-plane PostgreSQL", probe)
+    return timed("database", "control-plane PostgreSQL", probe)
 
 
 def broker_health() -> PartHealth:
@@ -71,7 +83,7 @@ def broker_health() -> PartHealth:
         with app.connection_for_read(transport_options=options) as conn:
             conn.ensure_connection(max_retries=1, timeout=TIMEOUT_SECONDS)
 
-    return _timed("broker", _public(url), probe)
+    return timed("broker", _public(url), probe)
 
 
 def gateway_health() -> PartHealth:
@@ -90,10 +102,35 @@ def gateway_health() -> PartHealth:
             status = exc.code
             exc.close()
         if status != 200:
-            raise RuntimeError(f"/readyz answered {status}")
+            raise Unhealthy(f"/readyz answered {status}")
 
-    return _timed("gateway", _public(url), probe)
+    return timed("gateway", _public(url), probe)
+
+
+def workers_health() -> PartHealth:
+    """The Celery workers' heartbeat: a `ping` broadcast, answered by every live worker
+    within the timeout (1 s, which this probe always waits)."""
+    answered: list[str] = []
+
+    def probe() -> None:
+        replies = app.control.ping(timeout=1.0) or []
+        answered.extend(sorted(name for reply in replies for name in reply))
+        if not answered:
+            raise Unhealthy("no worker answered a ping within 1 s: is a worker running?")
+
+    part = timed("workers", "celery ping", probe)
+    if answered:
+        names = ", ".join(answered[:5]) + (" …" if len(answered) > 5 else "")
+        part = PartHealth(
+            name=part.name,
+            ok=part.ok,
+            latency_ms=part.latency_ms,
+            error=part.error,
+            target=f"{len(answered)} answered: {names}",
+        )
+    return part
 
 
 def platform_health() -> list[PartHealth]:
-    return [database_health(), broker_health(), gateway_health()]
+    """The platform's own parts (the apps built on the base add theirs: the reconcile)."""
+    return [database_health(), broker_health(), gateway_health(), workers_health()]

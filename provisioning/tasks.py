@@ -22,7 +22,7 @@ from django.utils import timezone
 from tenants.scoping import tenant_scope
 from vectorplane import config
 
-from . import sampling, selectors, steps
+from . import heartbeat, sampling, selectors, steps
 from .drivers import get_driver
 from .drivers.base import PermanentError, TransientError
 from .models import Cluster, ClusterStatus, Index, IndexStatus
@@ -198,6 +198,7 @@ def clusters_reconcile(*, check_ready: bool = True, inline: bool = False) -> dic
             if moved:
                 counts["drifted"] += 1
                 _run(cluster_apply, cluster.id, inline)
+    heartbeat.reconcile_finished()
     return counts
 
 

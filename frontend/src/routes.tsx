@@ -14,6 +14,7 @@ import { IndexesPage } from "./pages/IndexesPage";
 import { KeysPage } from "./pages/KeysPage";
 import { MembersPage } from "./pages/MembersPage";
 import { NotFound } from "./pages/NotFound";
+import { OperatorTenantPage } from "./pages/OperatorTenantPage";
 import { OperatorClustersPage, OperatorHealthPage, OperatorLayout, OperatorTenantsPage } from "./pages/OperatorPages";
 import { OverviewPage } from "./pages/OverviewPage";
 import { TenantLayout } from "./pages/TenantLayout";
@@ -99,6 +100,7 @@ export const routes: RouteObject[] = [
           { index: true, element: <OperatorTenantsPage /> },
           { path: "clusters", element: <OperatorClustersPage /> },
           { path: "health", element: <OperatorHealthPage /> },
+          { path: "tenants/:slug", element: <OperatorTenantPage /> },
           { path: "*", element: <NotFound /> },
         ],
       },

@@ -286,6 +286,7 @@ def control_plane_server(
         VECTORPLANE_GATEWAY_URL=gateway_server.url,
         VECTORPLANE_STATE_DIR=str(config.state_dir()),
         CELERY_BROKER_URL=redis_server.url(CONTROL_PLANE_BROKER_DB),
+        REDIS_URL=redis_server.url(CONTROL_PLANE_BROKER_DB),  # the reconcile's heartbeat
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         DJANGO_SETTINGS_MODULE="controlplane.settings",
         PYTHONUNBUFFERED="1",

@@ -28,7 +28,7 @@ from controlplane.api.views import BaseAPIView
 from controlplane.errors import ApplicationError
 from tenants.models import Engine, TenantStatus
 
-from .. import selectors
+from .. import heartbeat, selectors
 from ..models import ClusterStatus
 
 # What a caller who is not an operator cannot tell from an unknown URL.
@@ -217,14 +217,16 @@ class OperatorHealthApi(OperatorAPIView):
         operation_id="operator_health",
         tags=["operator"],
         description="Platform operators (staff): the control-plane database (`SELECT 1`), the "
-        "Celery broker (a connection) and the gateway (its `/readyz` at "
-        "`VECTORPLANE_GATEWAY_URL`), each with ok or its error and the probe's latency. A part "
+        "Celery broker (a connection), the gateway (its `/readyz` at "
+        "`VECTORPLANE_GATEWAY_URL`), the workers (a ping every live worker answers) and the "
+        "reconcile (when the beat's last one finished, and any cluster transitional for more "
+        "than 10 minutes), each with ok or its error and the probe's latency. A part "
         "that is down is reported here (status `degraded`), never as a 5xx. Anyone else gets "
         "404 `not_found`.",
         responses={200: HealthOutput, **errors(404)},
     )
     def get(self, request: Request) -> Response:
-        parts = health.platform_health()
+        parts = [*health.platform_health(), heartbeat.reconcile_health()]
         body = {
             "status": "ok" if all(part.ok for part in parts) else "degraded",
             "parts": parts,

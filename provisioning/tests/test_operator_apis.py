@@ -3,23 +3,28 @@ the platform's health; anyone else gets what an unknown URL gets."""
 
 from __future__ import annotations
 
-import threading
+import re
+import time
 import uuid
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import timedelta
 from typing import Any
 from unittest import mock
 
 import pytest
+import redis
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from controlplane.celery import app as celery_app
-from provisioning.models import ClusterStatus
+from gateway.tests.conftest import RedisProcess, Server
+from provisioning import heartbeat
+from provisioning.models import Cluster, ClusterStatus
 from provisioning.services import clusters as cluster_services
 from provisioning.steps import cluster_set_status
 from provisioning.storage import shared_tier
+from provisioning.tasks import clusters_reconcile
 from tenants import services as tenant_services
 from tenants.actors import Actor
 from tenants.models import Scope, Tenant
@@ -267,48 +272,27 @@ def test_cluster_list_takes_one_query_per_page(operator: Any, tenant: Tenant) ->
 # ---------------------------------------------------------------------------- health
 
 
-class _Ready(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        code = 200 if self.path == "/readyz" else 404
-        body = b'{"status": "ok"}'
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def fake_gateway() -> Iterator[str]:
-    """A local HTTP server answering `/readyz` as a ready gateway does."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Ready)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def _parts(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {part["name"]: part for part in body["parts"]}
 
 
 def test_health_reports_each_part(
-    operator: Any, fake_gateway: str, monkeypatch: pytest.MonkeyPatch
+    operator: Any, gateway_server: Server, heartbeat_redis: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("VECTORPLANE_GATEWAY_URL", fake_gateway)
+    monkeypatch.setenv("VECTORPLANE_GATEWAY_URL", gateway_server.url)
+    heartbeat.reconcile_finished()
     response = _client(operator).get(HEALTH)
     assert response.status_code == 200
     parts = _parts(response.json())
-    assert set(parts) == {"database", "broker", "gateway"}
+    assert set(parts) == {"database", "broker", "gateway", "workers", "reconcile"}
     assert parts["database"]["ok"] is True and parts["database"]["error"] == ""
     assert parts["gateway"]["ok"] is True, parts["gateway"]
-    assert parts["gateway"]["target"] == f"{fake_gateway}/readyz"
+    assert parts["gateway"]["target"] == f"{gateway_server.url}/readyz"
+    assert parts["reconcile"]["ok"] is True, parts["reconcile"]
+    assert re.fullmatch(r"last reconcile \d+ s ago \(every \d+ s\)", parts["reconcile"]["target"])
+    # No worker runs for this process's broker: reported, not raised (tests/console/
+    # test_operator.py sees a real worker answer).
+    assert parts["workers"]["ok"] is False and parts["workers"]["error"]
     assert all(part["latency_ms"] >= 0 for part in parts.values())
     ok = all(part["ok"] for part in parts.values())
     assert response.json()["status"] == ("ok" if ok else "degraded")
@@ -332,8 +316,56 @@ def test_health_reports_a_part_that_is_down_without_a_5xx(
 
 
 def test_health_reports_a_gateway_that_is_not_ready(
-    operator: Any, fake_gateway: str, monkeypatch: pytest.MonkeyPatch
+    operator: Any, gateway_server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("VECTORPLANE_GATEWAY_URL", fake_gateway + "/elsewhere")  # 404 there
+    monkeypatch.setenv("VECTORPLANE_GATEWAY_URL", gateway_server.url + "/elsewhere")  # 404 there
     gateway = _parts(_client(operator).get(HEALTH).json())["gateway"]
     assert gateway["ok"] is False and "404" in gateway["error"]
+
+
+@pytest.fixture
+def heartbeat_redis(redis_server: RedisProcess, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The control plane's Redis for the reconcile's heartbeat: a database of the session's."""
+    url = redis_server.url(7)
+    monkeypatch.setenv("REDIS_URL", url)
+    with redis.Redis.from_url(url) as client:
+        client.delete(heartbeat.KEY)
+    return url
+
+
+def _reconcile(operator: Any) -> dict[str, Any]:
+    return _parts(_client(operator).get(HEALTH).json())["reconcile"]
+
+
+def test_reconcile_health_follows_the_beat(operator: Any, heartbeat_redis: str) -> None:
+    missing = _reconcile(operator)
+    assert missing["ok"] is False and "no reconcile has finished yet" in missing["error"]
+    clusters_reconcile(check_ready=False)  # the beat's task, run here: it records its end
+    assert _reconcile(operator)["ok"] is True
+    heartbeat.reconcile_finished(at=time.time() - 3600)  # an hour without a reconcile
+    stale = _reconcile(operator)
+    assert stale["ok"] is False and re.search(r"finished 36\d\d s ago", stale["error"]), stale
+
+
+def test_reconcile_health_names_a_stuck_cluster(
+    operator: Any, tenant: Tenant, owner: Any, heartbeat_redis: str
+) -> None:
+    tenant_services.tenant_change_plan(actor=Actor(user=operator), tenant=tenant, plan_slug="pro")
+    cluster = _cluster(tenant, owner, "stuck")
+    heartbeat.reconcile_finished()
+    assert _reconcile(operator)["ok"] is True  # pending for seconds: not stuck
+    Cluster.objects.unscoped().filter(pk=cluster.pk).update(
+        updated_at=timezone.now() - timedelta(minutes=25)
+    )
+    stuck = _reconcile(operator)
+    assert stuck["ok"] is False
+    assert stuck["error"] == f"cluster {tenant.slug}/stuck has been pending for 25 min"
+
+
+def test_reconcile_health_reports_a_redis_that_is_down(
+    operator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    heartbeat.reconcile_finished()  # logged, not raised
+    down = _reconcile(operator)
+    assert down["ok"] is False and "ConnectionError" in down["error"]

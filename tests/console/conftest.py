@@ -21,6 +21,7 @@ from gateway.tests.conftest import (  # noqa: F401 - fixtures, by name
 )
 
 from .helpers import context, shot  # noqa: F401 - fixtures, by name
+from .worker import worker  # noqa: F401 - a fixture, by name
 
 CHROMIUM = Path(os.environ.get("VECTORPLANE_CHROMIUM", "/usr/bin/chromium"))
 DIST = Path(__file__).resolve().parents[2] / "frontend" / "dist" / "index.html"

@@ -15,10 +15,15 @@ from typing import Any
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from playwright.sync_api import Browser, Page, expect
 
-from gateway.tests.conftest import Server
+from controlplane.celery import app as celery_app
+from gateway.tests.conftest import CONTROL_PLANE_BROKER_DB, RedisProcess, Server
+from tenants.models import AuditEvent, Tenant
+from tenants.scoping import tenant_scope
+from tenants.selectors import tenant_effective_limits
 from tenants.tests.factories import UserFactory, make_tenant
 
 from .helpers import PASSWORD, Recorder, serious_violations, sign_up, unique
+from .worker import Worker
 
 
 def _staff_user(django_db_blocker: Any) -> str:
@@ -35,10 +40,21 @@ def _staff_user(django_db_blocker: Any) -> str:
 def test_staff_see_every_tenant_and_others_get_not_found(
     browser: Browser,
     control_plane_server: Server,
+    worker: Worker,
+    redis_server: RedisProcess,
     django_db_blocker: Any,
     shot: Callable[[Page, str], Path],
 ) -> None:
     base = control_plane_server.url
+    # A reconcile through the real broker and worker: the heartbeat the health page reads.
+    # (This process runs tasks eagerly; this one goes out on the control plane's queue.)
+    eager, celery_app.conf.task_always_eager = celery_app.conf.task_always_eager, False
+    try:
+        with celery_app.connection_for_write(redis_server.url(CONTROL_PLANE_BROKER_DB)) as conn:
+            celery_app.send_task("provisioning.tasks.clusters_reconcile",
+                                 kwargs={"check_ready": False}, connection=conn)  # fmt: skip
+    finally:
+        celery_app.conf.task_always_eager = eager
     tenant_name = unique("Othercorp")
     with django_db_blocker.unblock():
         other = UserFactory(email=f"{unique('own')}@example.test")
@@ -71,6 +87,48 @@ def test_staff_see_every_tenant_and_others_get_not_found(
         violations["clusters"] = serious_violations(staff)
         staff.get_by_role("link", name="Health").click()
         expect(staff.get_by_role("listitem", name="Database")).to_contain_text("ok")
+        # Every part of the running platform answers: the worker its ping, the reconcile it ran.
+        reconcile = staff.get_by_role("listitem", name="Cluster reconcile")
+        for _attempt in range(20):
+            if re.search(r"\bok\b", reconcile.inner_text()):
+                break
+            staff.wait_for_timeout(500)
+            staff.get_by_role("button", name="Check again").click()
+            expect(staff.get_by_role("listitem", name="Database")).to_be_visible()
+        for part in ("Database", "Task broker", "Gateway", "Workers", "Cluster reconcile"):
+            item = staff.get_by_role("listitem", name=part)
+            expect(item.get_by_text("ok", exact=True)).to_be_visible()
+        expect(staff.get_by_role("listitem", name="Workers")).to_contain_text("1 answered")
+        expect(staff.get_by_text("Every part answers.")).to_be_visible()
+
+        # The tenant's page: suspend it (with the reason), move its plan, override a limit.
+        staff.get_by_role("link", name="Tenants").click()
+        staff.get_by_role("link", name=tenant_name).click()
+        expect(staff.get_by_role("heading", name=tenant_name, level=1)).to_be_visible()
+        staff.get_by_label("Reason").fill("unpaid invoice")
+        staff.get_by_role("button", name="Suspend tenant").click()
+        expect(staff.get_by_role("button", name="Reactivate tenant")).to_be_visible()
+        expect(staff.get_by_text("Reason: unpaid invoice")).to_be_visible()
+        staff.get_by_label("New plan").select_option("pro")
+        staff.get_by_role("button", name="Change plan").click()
+        expect(staff.get_by_text("Plan changed to pro.")).to_be_visible()
+        expect(staff.get_by_text(re.compile(r"the plan's \(pro\)"))).to_be_visible()  # reloaded
+        staff.get_by_label("Queries per second").fill("77")
+        staff.get_by_label("Why").fill("launch week")
+        staff.get_by_role("button", name="Save overrides").click()
+        expect(staff.get_by_text("Limits saved: max_qps overridden.")).to_be_visible()
+        violations = {"tenant": serious_violations(staff)}
+        staff.get_by_role("button", name="Reactivate tenant").click()
+        expect(staff.get_by_role("button", name="Suspend tenant")).to_be_visible()
+        with django_db_blocker.unblock():
+            changed = Tenant.objects.select_related("plan").get(slug=slug)
+            assert (changed.status, changed.plan.slug) == ("active", "pro")
+            assert tenant_effective_limits(tenant=changed).limits["max_qps"] == 77
+            with tenant_scope(changed.id):
+                actions = set(AuditEvent.objects.values_list("action", flat=True))
+        assert {"tenant.suspended", "tenant.reactivated", "tenant.plan_changed",
+                "tenant.limits_overridden"} <= actions
+        assert violations == {"tenant": []}
         violations["health"] = serious_violations(staff)
         assert {name: found for name, found in violations.items() if found} == {}
 

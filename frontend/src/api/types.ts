@@ -8,6 +8,7 @@ export type ApiKey = S["ApiKeyOutput"];
 export type ApiKeyCreated = S["ApiKeyCreatedOutput"];
 export type Member = S["MemberOutput"];
 export type Limits = S["LimitsOutput"];
+export type Plan = S["PlanOutput"];
 export type Cluster = S["ClusterOutput"];
 export type UsageRow = S["UsageRowOutput"];
 export type UsageSummary = S["UsageSummaryOutput"];

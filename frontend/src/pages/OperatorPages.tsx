@@ -1,5 +1,5 @@
 import { useCallback, useState, type FormEvent } from "react";
-import { NavLink, Outlet } from "react-router";
+import { Link, NavLink, Outlet } from "react-router";
 import { api, call } from "../api/client";
 import type { ClusterStatus, PartHealth, TenantStatus } from "../api/types";
 import { useAuth } from "../auth";
@@ -137,7 +137,7 @@ export function OperatorTenantsPage() {
               {list.items.map((t) => (
                 <tr key={t.id}>
                   <td className="row-name">
-                    {t.name} <code>{t.slug}</code>
+                    <Link to={`/operator/tenants/${t.slug}`}>{t.name}</Link> <code>{t.slug}</code>
                   </td>
                   <td>{t.plan}</td>
                   <td>
@@ -231,7 +231,7 @@ export function OperatorClustersPage() {
   );
 }
 
-const PART_LABELS: Record<PartHealth["name"], string> = { database: "Database", broker: "Task broker", gateway: "Gateway" };
+const PART_LABELS: Record<PartHealth["name"], string> = { database: "Database", broker: "Task broker", gateway: "Gateway", workers: "Workers", reconcile: "Cluster reconcile" };
 
 /** The platform's parts, each probed by the API: ok or its error, and how long the probe took. */
 export function OperatorHealthPage() {
@@ -254,7 +254,7 @@ export function OperatorHealthPage() {
                   {PART_LABELS[part.name]} <span className={`badge badge-${part.ok ? "ready" : "failed"}`}>{part.ok ? "ok" : "error"}</span>
                 </h2>
                 <dl className="facts">
-                  <dt>Probed</dt>
+                  <dt>{part.name === "workers" || part.name === "reconcile" ? "Seen" : "Probed"}</dt>
                   <dd>
                     <code>{part.target}</code>
                   </dd>
