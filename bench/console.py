@@ -18,11 +18,15 @@ developer's `.state/`, database or pepper):
      `--indexes` index rows (status `ready`, storage names as `index_create` computes them,
      no tables behind them: the pages measured never touch an index's data), `--events` audit
      events of the big tenant interleaved with `--other-events` of other tenants over the past
-     weeks, and a week of hourly usage rows for `--usage-indexes` indexes; then VACUUM ANALYZE;
+     weeks, and a week of hourly rows: usage for `--usage-indexes` indexes, refused requests
+     (`ErrorRecord`, a few error codes per hour on those indexes and on none) and stored-vectors
+     samples for `--stored-indexes` indexes (default: all, as the hourly sampler writes one row
+     per ready index); then VACUUM ANALYZE;
    - the SQL that each page's API calls send (Django's `CaptureQueriesContext` around the
      test client) and `EXPLAIN (ANALYZE, BUFFERS)` of each list query;
 3. starts the control plane as `python -m vectorplane run` serves it (granian WSGI, 2
-   workers) with the built console (`frontend/dist/`); no gateway: no page measured calls it;
+   workers; `bench/mgmt_api.py`'s `granian_server`) with the built console (`frontend/dist/`);
+   no gateway: no page measured calls it;
 4. per page's API call, `--api-requests` requests with httpx (session cookie), after a
    warm-up: the server's answer times without a browser;
 5. Chromium (`--chromium`, headless, Playwright): signs in once through the sign-in form, then
@@ -74,6 +78,9 @@ if str(REPO_ROOT) not in sys.path:  # run as `python bench/console.py`
 from vectorplane import config  # noqa: E402
 from vectorplane.embedded import EmbeddedPostgres  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import mgmt_api  # noqa: E402 - the control plane's server, shared with bench/mgmt_api.py
+
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 DIST = REPO_ROOT / "frontend" / "dist"
 GOAL_FIRST_LOAD_GZIP_BYTES = 250 * 1024
@@ -82,13 +89,10 @@ PASSWORD = "correct horse battery staple 42"  # noqa: S105 - a throwaway benchma
 OWNER_EMAIL = "owner@bench.invalid"
 BIG, SMALL = "bench-big", "bench-small"
 REAL_INDEXES = 3  # of the big tenant's, made through index_create (the rest in bulk)
-# As `python -m vectorplane run` serves the control plane (minus the access log).
-GRANIAN_ARGS = (
-    "--interface", "wsgi", "--host", "127.0.0.1", "--workers", "2",
-    "--blocking-threads", "16", "--backpressure", "16", "--no-access-log",
-)  # fmt: skip
-WSGI_APP = "controlplane.wsgi:application"
-SERVER_START_TIMEOUT = 60.0
+INDEX_LIST_PAGE = 50  # the index list's page (frontend/src/pages/IndexesPage.tsx)
+# Refused requests seeded per hour (codes of docs/ERRORS.md): on each usage index, and on none.
+INDEX_ERRORS = (("dimension_mismatch", 400), ("invalid_filter", 400))
+TENANT_ERRORS = (("rate_limited", 429), ("not_found", 404))
 SUBPROCESS_TIMEOUT = 900.0
 PAGE_TIMEOUT_MS = 60_000
 
@@ -159,7 +163,13 @@ def seed_main(params: dict[str, Any]) -> dict[str, Any]:  # pragma: no cover - r
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
-    from provisioning.models import Index, IndexStatus, UsageRecord
+    from provisioning.models import (
+        ErrorRecord,
+        Index,
+        IndexStatus,
+        StoredVectorsRecord,
+        UsageRecord,
+    )
     from provisioning.services import indexes as index_services
     from tenants import services
     from tenants.actors import Actor
@@ -170,6 +180,7 @@ def seed_main(params: dict[str, Any]) -> dict[str, Any]:  # pragma: no cover - r
     started = time.monotonic()
     n_indexes, n_events = int(params["indexes"]), int(params["events"])
     n_other, usage_indexes = int(params["other_events"]), int(params["usage_indexes"])
+    stored_indexes = n_indexes if params["stored_indexes"] is None else params["stored_indexes"]
     user_model = get_user_model()
     operator_user = user_model.objects.create_user(
         username="operator@bench.invalid", email="operator@bench.invalid", password=None
@@ -273,10 +284,42 @@ def seed_main(params: dict[str, Any]) -> dict[str, Any]:  # pragma: no cover - r
                     )
                 )  # fmt: skip
         UsageRecord.objects.bulk_create(usage, batch_size=2000)
+        # The refused requests the gateway counts with that usage: a few codes per hour on each
+        # of those indexes, and on no index (failed before one was resolved).
+        errors: list[ErrorRecord] = []
+        for h in range(24 * 7):
+            hour = hour0 - timedelta(hours=h)
+            for index_name, codes in [*((i.name, INDEX_ERRORS) for i in charted),
+                                      ("", TENANT_ERRORS)]:  # fmt: skip
+                for n, (code, status) in enumerate(codes):
+                    errors.append(
+                        ErrorRecord(tenant=big, index_name=index_name, hour=hour, code=code,
+                                    status=status, requests=1 + (h * 7 + n * 13) % 40)
+                    )  # fmt: skip
+        ErrorRecord.objects.bulk_create(errors, batch_size=2000)
+        # The hourly stored-vectors samples (`provisioning.sampling`: one row per ready index
+        # and hour), growing over the week.
+        sampled = list(Index.objects.order_by("-created_at", "-id")[:stored_indexes])
+        samples: list[StoredVectorsRecord] = []
+        for h in range(24 * 7):
+            hour = hour0 - timedelta(hours=h)
+            for i, index in enumerate(sampled):
+                samples.append(
+                    StoredVectorsRecord(
+                        tenant=big, index_id=index.id, index_name=index.name, hour=hour,
+                        vectors=max(0, (i % 50) * 1000 - h * 3), dimension=index.dimension,
+                        sampled_at=hour + timedelta(minutes=5),
+                    )
+                )  # fmt: skip
+            if len(samples) >= 20_000:
+                StoredVectorsRecord.objects.bulk_create(samples, batch_size=5000)
+                samples = []
+        StoredVectorsRecord.objects.bulk_create(samples, batch_size=5000)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
         counts: dict[str, int] = {}
-        for table in ("provisioning_index", "tenants_auditevent", "provisioning_usagerecord"):
+        for table in ("provisioning_index", "tenants_auditevent", "provisioning_usagerecord",
+                      "provisioning_errorrecord", "provisioning_storedvectorsrecord"):  # fmt: skip
             cursor.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 - fixed names
             counts[table] = int(cursor.fetchone()[0])
         cursor.execute("SELECT count(*) FROM tenants_auditevent WHERE tenant_id = %s", [big.id])
@@ -289,7 +332,9 @@ def seed_main(params: dict[str, Any]) -> dict[str, Any]:  # pragma: no cover - r
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(owner_user)
     since = (now - timedelta(days=7)).isoformat()
-    calls = api_calls(BIG, since)
+    listed = client.get(f"/api/v1/tenants/{BIG}/indexes?limit={INDEX_LIST_PAGE}").json()
+    list_names = [row["name"] for row in listed["data"]]
+    calls = api_calls(BIG, since, list_names)
     explained: dict[str, Any] = {}
     for label, path in calls.items():
         with CaptureQueriesContext(connection) as captured:
@@ -305,11 +350,13 @@ def seed_main(params: dict[str, Any]) -> dict[str, Any]:  # pragma: no cover - r
             "next_cursor": bool(body.get("next_cursor")) if isinstance(body, dict) else None,
             "body_bytes": len(response.content),
         }
-        table = LIST_TABLES.get(label, "")
-        page_sql = next(
-            (q for q in queries if table and f'FROM "{table}"' in q and "LIMIT" in q), None
-        ) or next((q for q in queries if table and f'FROM "{table}"' in q), None)
-        if page_sql is not None:
+        plans: dict[str, Any] = {}
+        for table in LIST_TABLES.get(label, ()):
+            page_sql = next(
+                (q for q in queries if f'FROM "{table}"' in q and "LIMIT" in q), None
+            ) or next((q for q in queries if f'FROM "{table}"' in q), None)
+            if page_sql is None:
+                continue
             with connection.cursor() as cursor:
                 plan: Any = None
                 for _ in range(3):  # the first runs warm the cache; keep the last
@@ -317,46 +364,60 @@ def seed_main(params: dict[str, Any]) -> dict[str, Any]:  # pragma: no cover - r
                     plan = cursor.fetchone()[0]
             if isinstance(plan, str):
                 plan = json.loads(plan)
-            entry["sql"] = page_sql
-            entry["plan"] = plan_summary(plan[0], table)
+            plans[table] = {"sql": page_sql, **plan_summary(plan[0], table)}
+        if plans:
+            first = next(iter(plans.values()))
+            entry["sql"] = first["sql"]
+            entry["plan"] = {k: v for k, v in first.items() if k != "sql"}
+        if len(plans) > 1:  # e.g. the usage summary's grouped queries, one per table
+            entry["plans"] = plans
         explained[label] = entry
     return {
         "big": {"slug": big.slug, "id": str(big.id)},
         "small": {"slug": small.slug, "id": str(small.id)},
         "counts": counts,
+        "index_list_names": list_names,
         "seconds": {
             "services": round(made - started, 1),
             "index_rows": round(indexes_done - made, 1),
             "audit_events": round(events_done - indexes_done, 1),
-            "usage_and_vacuum": round(seeded - events_done, 1),
+            "usage_errors_stored_and_vacuum": round(seeded - events_done, 1),
         },
         "api": explained,
     }
 
 
-# The table each page's list query reads (for EXPLAIN).
-LIST_TABLES = {
-    "indexes (overview, limit 100)": "provisioning_index",
-    "indexes (index list, limit 50)": "provisioning_index",
-    "stored vectors": "provisioning_index",
-    "usage (overview, first page)": "provisioning_usagerecord",
-    "audit events (limit 50)": "tenants_auditevent",
-    "tenants (limit 100)": "tenants_tenant",
-}
+# The tables each call's list query reads (for EXPLAIN): the first statement reading each.
+LIST_TABLES: dict[str, tuple[str, ...]] = {
+    "tenants (limit 100)": ("tenants_tenant",),
+    "usage/summary (overview, 7 days)": (
+        "provisioning_usagerecord", "provisioning_errorrecord",
+        "provisioning_storedvectorsrecord",
+    ),
+    "stored vectors (overview, all)": ("provisioning_index",),
+    "indexes (index list, limit 50)": ("provisioning_index",),
+    "stored vectors (index list, 50 names)": ("provisioning_index",),
+    "audit events (limit 50)": ("tenants_auditevent",),
+}  # fmt: skip
 
 
-def api_calls(slug: str, since: str) -> dict[str, str]:
-    """The API calls the three pages make on first load (frontend/src/pages/*.tsx)."""
+def api_calls(slug: str, since: str, list_names: Sequence[str]) -> dict[str, str]:
+    """The API calls the three pages make on first load (frontend/src/pages/*.tsx): the layout
+    (auth/me, the tenant, the tenant list), the overview (limits, usage/summary of the week,
+    stored-vectors of every index), the index list (its first page, stored-vectors of those
+    rows' names, limits; clusters only on a plan with the dedicated tier, not the seeded one),
+    the audit log (its first page)."""
     t = f"/api/v1/tenants/{slug}"
+    names = httpx.QueryParams([("index", name) for name in list_names])
     return {
         "auth/me": "/api/v1/auth/me",
         "tenant": t,
         "tenants (limit 100)": "/api/v1/tenants?limit=100",
         "limits": f"{t}/limits",
-        "indexes (overview, limit 100)": f"{t}/indexes?limit=100",
-        "stored vectors": f"{t}/usage/stored-vectors",
-        "usage (overview, first page)": f"{t}/usage?{httpx.QueryParams(since=since, limit=100)}",
-        "indexes (index list, limit 50)": f"{t}/indexes?limit=50",
+        "usage/summary (overview, 7 days)": f"{t}/usage/summary?{httpx.QueryParams(since=since)}",
+        "stored vectors (overview, all)": f"{t}/usage/stored-vectors",
+        "indexes (index list, limit 50)": f"{t}/indexes?limit={INDEX_LIST_PAGE}",
+        "stored vectors (index list, 50 names)": f"{t}/usage/stored-vectors?{names}",
         "audit events (limit 50)": f"{t}/audit-events?limit=50",
     }
 
@@ -430,37 +491,14 @@ def run_child(env: dict[str, str], argv: list[str], what: str) -> str:
 
 @contextlib.contextmanager
 def control_plane(env: dict[str, str], port: int, log_path: Path) -> Iterator[str]:
-    """The control plane as `python -m vectorplane run` serves it; yields its base URL."""
-    argv = [sys.executable, "-m", "granian", *GRANIAN_ARGS, "--port", str(port), WSGI_APP]
-    base_url = f"http://127.0.0.1:{port}"
+    """The control plane as `python -m vectorplane run` serves it (bench/mgmt_api.py's
+    `granian_server`; BenchError as this script's); yields its base URL."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log_file:
-        process = subprocess.Popen(
-            argv, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log_file,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
     try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                raise BenchError(f"granian exited with {process.returncode}; see {log_path}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base_url}/readyz", timeout=2.0).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise BenchError(f"granian not ready after {SERVER_START_TIMEOUT:.0f}s")
-            time.sleep(0.2)
-        yield base_url
-    finally:
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        with mgmt_api.granian_server(env, port, log_path) as base_url:
+            yield base_url
+    except mgmt_api.BenchError as exc:
+        raise BenchError(str(exc)) from exc
 
 
 # =========================================================================== the server alone
@@ -876,12 +914,17 @@ def markdown(report: dict[str, Any]) -> str:
     explained = report["seed"]["api"]
     for label, value in api.items():
         e = explained.get(label, {})
-        plan = e.get("plan", {})
+        plans = e.get("plans") or ({"": e["plan"]} if "plan" in e else {})
+        exec_ms = " + ".join(str(plan["execution_ms"]) for plan in plans.values())
+        access = "; ".join(
+            (f"{table.removeprefix('provisioning_')}: " if len(plans) > 1 else "")
+            + plan.get("access", "")
+            for table, plan in plans.items()
+        )
         lines.append(
             f"| {label} | {value['ms']['p50']:.1f} | {value['ms']['p90']:.1f} | "
             f"{kb(value['body_bytes'])} | {kb(value['body_gzip_bytes'])} | "
-            f"{e.get('queries', '')} | "
-            f"{plan['execution_ms'] if plan else ''} | {plan.get('access', '')} |"
+            f"{e.get('queries', '')} | {exec_ms} | {access} |"
         )
     lines += [
         "",
@@ -938,6 +981,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "events": args.events,
             "other_events": args.other_events,
             "usage_indexes": args.usage_indexes,
+            "stored_indexes": args.stored_indexes,
         }
         log(f"seeding {params}")
         out = run_child(env, [sys.executable, str(Path(__file__).resolve()), "_seed",
@@ -951,7 +995,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             encoding = static_encoding(base_url)
             since = (datetime.now(UTC) - timedelta(days=7)).isoformat()
             log(f"API calls, {args.api_requests} each")
-            api = measure_api(base_url, api_calls(BIG, since), requests=args.api_requests)
+            calls = api_calls(BIG, since, seeded["index_list_names"])
+            api = measure_api(base_url, calls, requests=args.api_requests)
             log(f"browser: {args.runs} rounds of 4 cold loads")
             browser = run_browser(args, base_url)
         pages = {name: summarise_page(name, runs) for name, runs in browser["runs"].items()}
@@ -967,7 +1012,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "python": platform.python_version(),
                 "postgresql": postgresql,
                 "chromium": browser["chromium"],
-                "server": " ".join(["granian", *GRANIAN_ARGS, WSGI_APP]),
+                "server": " ".join(["granian", *mgmt_api.GRANIAN_ARGS, mgmt_api.WSGI_APP]),
                 "runs": args.runs,
                 "api_requests": args.api_requests,
                 "definitions": {
@@ -1024,6 +1069,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="audit events of other tenants, interleaved")  # fmt: skip
     parser.add_argument("--usage-indexes", type=int, default=10,
                         help="indexes with a week of hourly usage rows")  # fmt: skip
+    parser.add_argument("--stored-indexes", type=int, default=None,
+                        help="indexes with a week of hourly stored-vectors samples "
+                        "(default: all of the big tenant's)")  # fmt: skip
     parser.add_argument("--runs", type=positive, default=10, help="cold loads per page")
     parser.add_argument("--api-requests", type=positive, default=30, help="per API call")
     parser.add_argument("--pg-port", type=positive, default=54441)
