@@ -348,6 +348,12 @@ class StoredVectorsFilterInput(QueryInputSerializer):
         max_length=MAX_STORED_VECTORS_NAMES,
         help_text="Only these indexes (repeat the parameter, at most 100); default: every index.",
     )
+    largest = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_STORED_VECTORS_NAMES,
+        help_text="Only the N indexes storing the most vectors, largest first (ties by name).",
+    )
 
 
 class UsageApi(TenantAPIView):
@@ -377,19 +383,27 @@ class StoredVectorsApi(TenantAPIView):
         tags=["indexes"],
         description="Vectors stored now, per index (what the vector quota counts), by name, and "
         "their total over every index. `index` (repeatable, at most 100) answers only those "
-        "indexes (unknown names are left out), e.g. the rows of a page of the index list.",
+        "indexes (unknown names are left out), e.g. the rows of a page of the index list; "
+        "`largest=N` only the N that store the most (the overview's table).",
         parameters=[StoredVectorsFilterInput],
         responses={200: StoredVectorsListOutput, **INDEX_ERRORS},
     )
     def get(self, request: Request, tenant_slug: str) -> Response:
-        filters = StoredVectorsFilterInput(data=request.query_params)  # `index` repeats
+        params = request.query_params  # `index` repeats; every other parameter is one value
+        filters = StoredVectorsFilterInput(
+            data={k: params.getlist(k) if k == "index" else v for k, v in params.items()}
+        )
         filters.is_valid(raise_exception=True)
         counts = selectors.stored_vectors(tenant_id=self.tenant.id)
         indexes = selectors.index_list().order_by("name")
         wanted = filters.validated_data.get("index")
         if wanted is not None:
             indexes = indexes.filter(name__in=wanted)
-        data = [{"index": index.name, "vectors": counts.get(index.id, 0)} for index in indexes]
+        rows = [(index.name, counts.get(index.id, 0)) for index in indexes]
+        largest = filters.validated_data.get("largest")
+        if largest is not None:
+            rows = sorted(rows, key=lambda row: (-row[1], row[0]))[:largest]
+        data = [{"index": name, "vectors": vectors} for name, vectors in rows]
         live = set(selectors.index_list().values_list("id", flat=True))
         total = sum(n for index_id, n in counts.items() if index_id in live)
         return Response({"data": data, "total": total})

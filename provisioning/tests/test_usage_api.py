@@ -232,7 +232,9 @@ def test_stored_vectors_now_answers_some_indexes_and_the_total(owner: Any, tenan
                      "total": 42}  # fmt: skip
     some = client.get(f"{T}/stored-vectors?index=faq&index=nope").json()
     assert some == {"data": [{"index": "faq", "vectors": 2}], "total": 42}
+    top = client.get(f"{T}/stored-vectors?largest=1").json()
+    assert top == {"data": [{"index": "docs", "vectors": 40}], "total": 42}
     too_many = "&".join(f"index=i{i}" for i in range(101))
-    for query in (too_many, "index=Bad_Name", "limit=5"):
+    for query in (too_many, "index=Bad_Name", "limit=5", "largest=0", "largest=101"):
         response = client.get(f"{T}/stored-vectors?{query}")
         assert response.status_code == 400, (query, response.json())

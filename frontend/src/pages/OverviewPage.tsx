@@ -73,9 +73,9 @@ export function OverviewPage() {
     const [limits, summary, stored] = await Promise.all([
       call(api.GET("/api/v1/tenants/{tenant_slug}/limits", { params: { path } })),
       call(api.GET("/api/v1/tenants/{tenant_slug}/usage/summary", { params: { path, query: { since } } })),
-      call(api.GET("/api/v1/tenants/{tenant_slug}/usage/stored-vectors", { params: { path } })),
+      call(api.GET("/api/v1/tenants/{tenant_slug}/usage/stored-vectors", { params: { path, query: { largest: LARGEST } } })),
     ]);
-    return { limits, summary, stored: stored.data, storedTotal: stored.total };
+    return { limits, summary, largest: stored.data, storedTotal: stored.total };
   }, [slug]);
   const state = useAsync(load);
   const totals = useMemo(() => (state.data ? hourlyTotals(state.data.summary.hours) : null), [state.data]);
@@ -105,9 +105,8 @@ export function OverviewPage() {
 
   if (state.status === "loading") return <Loading what="the overview" />;
   if (state.status === "error") return <ErrorMessage error={state.error} title="Could not load the overview." />;
-  const { limits, summary, stored, storedTotal } = state.data;
+  const { limits, summary, largest, storedTotal } = state.data;
   const l = limits.limits;
-  const largest = [...stored].sort((a, b) => b.vectors - a.vectors || a.index.localeCompare(b.index)).slice(0, LARGEST);
   const peakQps = totals && totals.requests.length ? Math.max(...totals.requests) / 3600 : 0;
   const sampled = totals ? totals.stored.some((v) => v !== null) : false;
 
@@ -228,16 +227,16 @@ export function OverviewPage() {
             <TimeChart title="Stored vectors (hourly sample)" x={totals.x} series={storedSeries} />
           </Suspense>
         ) : null}
-        {stored.length === 0 ? (
+        {largest.length === 0 ? (
           <p className="empty">
             No vectors stored. <Link to={`/t/${slug}/indexes`}>Create an index</Link>, then upsert vectors into it through the gateway.
           </p>
         ) : (
           <>
             <p className="hint">
-              {formatNumber(storedTotal)} vectors in {formatNumber(stored.length)} {stored.length === 1 ? "index" : "indexes"}
-              {stored.length > LARGEST ? `; the ${LARGEST} largest below, every index on the ` : ""}
-              {stored.length > LARGEST ? <Link to={`/t/${slug}/indexes`}>Indexes page</Link> : null}.
+              {formatNumber(storedTotal)} vectors in {formatNumber(summary.indexes)} {summary.indexes === 1 ? "index" : "indexes"}
+              {summary.indexes > LARGEST ? `; the ${LARGEST} largest below, every index on the ` : ""}
+              {summary.indexes > LARGEST ? <Link to={`/t/${slug}/indexes`}>Indexes page</Link> : null}.
             </p>
             <div className="table-wrap" tabIndex={0} role="region" aria-label="Stored vectors per index">
               <table>

@@ -128,7 +128,10 @@ describe("empty states", () => {
           { code: "invalid_filter", status: 400, requests: 1 },
         ],
       }),
-      "GET /api/v1/tenants/acme/usage/stored-vectors": () => ({ data: [{ index: "docs", vectors: 1500 }], total: 1500 }),
+      "GET /api/v1/tenants/acme/usage/stored-vectors": (request) => {
+        expect(new URL(request.url).searchParams.get("largest")).toBe("10");
+        return { data: [{ index: "docs", vectors: 1500 }], total: 1500 };
+      },
     });
     renderApp("/t/acme");
     expect(await screen.findByRole("heading", { name: /Plan: free/ })).toBeInTheDocument();
