@@ -1,6 +1,7 @@
 """The console in a real browser against the real platform (issue 10): a new user signs up,
 creates a tenant and an index, mints a key and copies it, upserts through the gateway with it,
-sees the vector count, and revokes the key, after which the gateway refuses it; a user of
+sees the vector count, queries in the playground as that key, and revokes the key, after which
+the playground's next call with it shows the gateway's refusal; a user of
 another tenant who opens the first tenant's URLs gets the not-found page, and no response the
 browser received carries the first tenant's data.
 
@@ -69,11 +70,25 @@ def test_a_new_user_goes_from_sign_up_to_a_query_and_revokes_the_key(
     expect(row).to_contain_text("2")
     shot(page, "indexes")
 
+    def query_with_the_key() -> None:
+        page.get_by_role("link", name="Indexes").click()
+        page.get_by_role("cell", name="docs", exact=True).get_by_role("link", name="docs").click()
+        page.get_by_label("Your API key (optional)").fill(secret)
+        page.get_by_label("Vector", exact=True).fill("[1, 0, 0]")
+        page.get_by_role("button", name="Run query").click()
+
+    # The playground queries as the pasted key: its matches, then its refusal once revoked.
+    query_with_the_key()
+    results = page.get_by_role("table", name="Results")
+    expect(results.get_by_role("cell", name="a", exact=True)).to_be_visible()
+
     page.get_by_role("link", name="API keys").click()
     page.get_by_role("button", name="Revoke app", exact=True).click()
     expect(page.get_by_role("row", name=re.compile(r"\bapp\b"))).to_contain_text(
         re.compile("revoked", re.I)
     )
+    query_with_the_key()
+    expect(page.get_by_role("alert")).to_contain_text("api_key_revoked")
     refused = gateway.post("/v1/indexes/docs/query", secret, {"vector": [1, 0, 0], "topK": 1})
     assert refused.status_code == 401 and refused.json()["error"]["code"] == "api_key_revoked"
 

@@ -212,6 +212,22 @@ describe("the query playground", () => {
     expect(gatewayCalls(calls).map((r) => r.headers.get("Api-Key"))).toEqual(["vpk_playground_1", "vpk_playground_2"]);
   });
 
+  it("queries with a pasted key of the user's instead, mints none, and shows its refusal without renewing", async () => {
+    let revoked = false;
+    const { calls } = indexApi({ "POST /v1/indexes/docs/query": () => (revoked ? apiError(401, "api_key_revoked", "This API key was revoked.") : MATCHES) });
+    renderApp("/t/acme/indexes/docs");
+    const user = userEvent.setup();
+    await user.type(await screen.findByLabelText("Your API key (optional)"), "vpk_mine.secret");
+    await fillAndRun();
+    expect(await screen.findByRole("table", { name: "Results" })).toBeInTheDocument();
+    revoked = true;
+    await user.click(screen.getByRole("button", { name: "Run query" }));
+    const alert = await screen.findByRole("alert");
+    expect(alert).toHaveTextContent("api_key_revoked");
+    expect(gatewayCalls(calls).map((r) => r.headers.get("Api-Key"))).toEqual(["vpk_mine.secret", "vpk_mine.secret"]);
+    expect(calls.filter((r) => r.url.endsWith("/playground-key"))).toHaveLength(0);
+  });
+
   it("shows why no key could be minted (409 index_not_ready)", async () => {
     const { calls } = indexApi({ "POST /api/v1/tenants/acme/indexes/docs/playground-key": () => apiError(409, "index_not_ready", "The index is not ready yet.") });
     renderApp("/t/acme/indexes/docs");

@@ -271,6 +271,9 @@ function Playground({ slug, index, keys }: { slug: string; index: Index; keys: P
   const [queryError, setQueryError] = useState<ApiError | undefined>();
   const [outcome, setOutcome] = useState<QueryOutcome | undefined>();
   const [busy, setBusy] = useState(false);
+  // A key of the user's own to query with instead (in memory only): to see what that key sees
+  // (its restrictions, its row filter), and its refusal once it is revoked or expired.
+  const [ownKey, setOwnKey] = useState("");
 
   const set = <K extends keyof QueryForm>(name: K, value: QueryForm[K]) => setForm((f) => ({ ...f, [name]: value }));
   const built = useMemo(() => buildQuery(form, index.dimension), [form, index.dimension]);
@@ -287,7 +290,10 @@ function Playground({ slug, index, keys }: { slug: string; index: Index; keys: P
     try {
       let answer: Response;
       try {
-        answer = (await withKey(keys, (key) => sendQuery(key, body, timing))).response;
+        const own = ownKey.trim();
+        answer = own
+          ? await sendQuery({ key: own, key_id: "", expires_at: "", index: index.name, host: index.host }, body, timing)
+          : (await withKey(keys, (key) => sendQuery(key, body, timing))).response;
       } catch (cause) {
         if (cause instanceof ApiError) {
           setKeyError(cause); // minting the key failed (e.g. 409 index_not_ready)
@@ -327,6 +333,16 @@ function Playground({ slug, index, keys }: { slug: string; index: Index; keys: P
         </p>
         <form onSubmit={submit} noValidate>
           <ErrorMessage error={keyError} title="Could not get a playground key." />
+          <TextField
+            label="Your API key (optional)"
+            name="own-key"
+            type="password"
+            autoComplete="off"
+            spellCheck={false}
+            value={ownKey}
+            onChange={(e) => setOwnKey(e.target.value)}
+            hint="Empty: the console's short-lived read key. Paste a key to query as that key (its restrictions apply); it stays in this page's memory only."
+          />
           <SelectField label="Query by" name="by" value={form.by} onChange={(e) => set("by", e.target.value === "id" ? "id" : "vector")}>
             <option value="vector">Vector</option>
             <option value="id">ID</option>
