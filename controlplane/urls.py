@@ -33,6 +33,7 @@ urlpatterns = [
     path("console/<path:path>", console.console),
     path("api/v1/", include(("tenants.urls", "tenants"), namespace="v1")),
     path("api/v1/", include(("provisioning.urls", "provisioning"), namespace="v1-indexes")),
+    path("api/v1/", include(("billing.urls", "billing"), namespace="v1-billing")),
     # Pinecone's control-plane paths, for the official client (`Pinecone(host=...)`).
     path("indexes", pinecone.PineconeIndexListApi.as_view(), name="pinecone-indexes"),
     path(

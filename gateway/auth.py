@@ -81,12 +81,23 @@ def host_index(gw: Gateway, request: Request, key: KeyInfo) -> str | None:
 
 
 def require_scope(key: KeyInfo, scope: str) -> None:
+    """The key has the operation's scope; and a write of a tenant whose payment is overdue past
+    its grace period is refused with 402 `payment_required` (Pinecone's code), reads still
+    answer."""
     if scope not in key.scopes:
         raise GatewayError(
             403,
             "insufficient_scope",
             f"This API key lacks the {scope} scope.",
             {"required_scope": scope, "scopes": sorted(key.scopes)},
+        )
+    if scope == "write" and key.tenant_payment_state == "payment_required":
+        raise GatewayError(
+            402,
+            "payment_required",
+            "Writes are paused: this tenant's payment is overdue. Pay the open invoice in the "
+            "console's Billing page; writes resume within a second of the payment.",
+            {"payment_state": key.tenant_payment_state},
         )
 
 

@@ -53,6 +53,8 @@ class KeyInfo:
     row_guard: Filter = EMPTY
     # Every id the key writes starts with it ("": any id).
     id_prefix: str = ""
+    # The tenant's payment state (tenants.models.PaymentState): `payment_required` refuses writes.
+    tenant_payment_state: str = "current"
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,8 @@ class Registry:
                 await conn.execute(
                     """
                     SELECT k.id, k.prefix, k.secret_hash, k.tenant_id, t.slug AS tenant_slug,
-                           t.status AS tenant_status, k.scopes, k.index_names, k.namespaces,
+                           t.status AS tenant_status, t.payment_state AS tenant_payment_state,
+                           k.scopes, k.index_names, k.namespaces,
                            k.row_filter, k.id_prefix, k.expires_at, k.revoke_after,
                            k.revoked_at
                     FROM tenants_apikey k JOIN tenants_tenant t ON t.id = k.tenant_id
@@ -207,6 +210,7 @@ class Registry:
                 tenant_id=row["tenant_id"],
                 tenant_slug=row["tenant_slug"],
                 tenant_status=row["tenant_status"],
+                tenant_payment_state=row["tenant_payment_state"],
                 scopes=frozenset(row["scopes"]),
                 index_names=frozenset(row["index_names"]),
                 namespaces=frozenset(row["namespaces"]),

@@ -29,6 +29,7 @@ from .models import (
     Engine,
     Invitation,
     Membership,
+    PaymentState,
     PersonalAccessToken,
     Role,
     Scope,
@@ -220,6 +221,12 @@ class TenantOutput(serializers.Serializer[Any]):
     status_reason = serializers.CharField()
     plan = serializers.CharField(source="plan.slug")
     role = serializers.SerializerMethodField(help_text="The caller's role in this tenant.")
+    payment_state = serializers.ChoiceField(
+        PaymentState.choices,
+        help_text="`past_due`: a payment failed, everything works until the grace period ends; "
+        "`payment_required`: writes are refused with 402 until an invoice is paid.",
+    )
+    payment_state_since = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 

@@ -25,6 +25,17 @@ class TenantStatus(models.TextChoices):
     DELETED = "deleted", "Deleted"
 
 
+class PaymentState(models.TextChoices):
+    """What the tenant's payments allow, set by the billing app (`services.
+    tenant_set_payment_state`) and obeyed by the gateway: `past_due` is a grace period (a
+    banner, notices; everything works), `payment_required` refuses writes with 402 (reads
+    work); a tenant unpaid past the second period is suspended (`TenantStatus.SUSPENDED`)."""
+
+    CURRENT = "current", "Current"
+    PAST_DUE = "past_due", "Past due (grace period)"
+    PAYMENT_REQUIRED = "payment_required", "Payment required (writes refused)"
+
+
 class Role(models.TextChoices):
     OWNER = "owner", "Owner"
     ADMIN = "admin", "Admin"
@@ -105,6 +116,10 @@ class Tenant(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     suspended_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    payment_state = models.CharField(
+        max_length=20, choices=PaymentState.choices, default=PaymentState.CURRENT
+    )
+    payment_state_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ("-created_at", "-id")

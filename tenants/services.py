@@ -37,6 +37,7 @@ from .models import (
     AuditEvent,
     Invitation,
     Membership,
+    PaymentState,
     PersonalAccessToken,
     Plan,
     Role,
@@ -282,7 +283,9 @@ def tenant_update(*, actor: Actor, tenant: Tenant, name: str | None = None) -> T
 
 
 def tenant_suspend(*, actor: Actor, tenant: Tenant, reason: str = "") -> Tenant:
-    _require_operator(actor)
+    """An operator's, or the system's (billing: unpaid past the second period)."""
+    if not actor.is_system:
+        _require_operator(actor)
     with transaction.atomic():
         tenant = _lock_tenant(tenant)
         if tenant.status == TenantStatus.DELETED:
@@ -301,6 +304,37 @@ def tenant_suspend(*, actor: Actor, tenant: Tenant, reason: str = "") -> Tenant:
             target_id=tenant.id,
             target_label=tenant.slug,
             details={"reason": reason},
+        )
+    return tenant
+
+
+def tenant_set_payment_state(
+    *, actor: Actor, tenant: Tenant, state: str, reason: str = ""
+) -> Tenant:
+    """Move the tenant's payment state (the billing app's, as the system or an operator); the
+    gateway learns it at commit (the tenants row trigger notifies). Idempotent: the same state
+    again changes nothing (and `payment_state_since` keeps when it began)."""
+    if not actor.is_system:
+        _require_operator(actor)
+    if state not in PaymentState.values:
+        raise ApplicationError("validation_error", "Unknown payment state.",
+                               details={"field": "state", "state": state})  # fmt: skip
+    with transaction.atomic():
+        tenant = _lock_tenant(tenant)
+        if tenant.payment_state == state:
+            return tenant
+        before = tenant.payment_state
+        tenant.payment_state = state
+        tenant.payment_state_since = None if state == PaymentState.CURRENT else timezone.now()
+        tenant.save(update_fields=["payment_state", "payment_state_since", "updated_at"])
+        audit_record(
+            actor=actor,
+            action="tenant.payment_state_changed",
+            tenant=tenant,
+            target_type="tenant",
+            target_id=tenant.id,
+            target_label=tenant.slug,
+            details={"from": before, "to": state, "reason": reason[:300]},
         )
     return tenant
 

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("vectorplane", "controlplane", "tenants", "provisioning", "gateway", "infra")
+PACKAGES = ("vectorplane", "controlplane", "tenants", "provisioning", "billing", "gateway", "infra")
 SKIPPED_DIRS = {"tests", "migrations"}
 
 
@@ -121,8 +121,8 @@ def test_the_private_name_check_sees_each_form() -> None:
 
 
 FORBIDDEN_IN_GATEWAY = (
-    "django", "rest_framework", "tenants", "provisioning", "controlplane", "infra",
-    "qdrant_client", "celery", "pulumi", "kubernetes", "httpx",
+    "django", "rest_framework", "tenants", "provisioning", "billing", "controlplane", "infra",
+    "qdrant_client", "celery", "pulumi", "kubernetes", "httpx", "stripe",
 )  # fmt: skip
 
 

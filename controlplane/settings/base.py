@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "controlplane",
     "tenants",
     "provisioning",
+    "billing",
 ]
 
 MIDDLEWARE = [
