@@ -14,6 +14,11 @@ from .settings import BillingSettings, billing_settings
 API_VERSION: str = stripe.api_version
 
 
+# Tests set it to record the requests the library sends (billing/tests/conftest.py); None: the
+# library's default HTTP client.
+HTTP_CLIENT: stripe.HTTPClient | None = None
+
+
 def stripe_client(settings: BillingSettings | None = None) -> stripe.StripeClient:
     settings = settings or billing_settings()
     if not settings.enabled:
@@ -29,7 +34,9 @@ def stripe_client(settings: BillingSettings | None = None) -> stripe.StripeClien
             base_addresses={"api": base, "files": base, "connect": base, "meter_events": base},
             stripe_version=API_VERSION,
             max_network_retries=2,
+            http_client=HTTP_CLIENT,
         )
     return stripe.StripeClient(
-        settings.secret_key, stripe_version=API_VERSION, max_network_retries=2
-    )
+        settings.secret_key, stripe_version=API_VERSION, max_network_retries=2,
+        http_client=HTTP_CLIENT,
+    )  # fmt: skip

@@ -57,7 +57,7 @@ SPECTACULAR_SETTINGS = {
         {"name": "audit", "description": "Who did what, when and from where."},
         {"name": "indexes", "description": "Vector indexes and where their data plane answers."},
         {"name": "pinecone", "description": "Pinecone's control-plane API, for its clients."},
-        {"name": "billing", "description": "Stripe billing: plans bought, usage billed, payment state."},
+        {"name": "billing", "description": "Plans bought, usage billed, payment state (Stripe)."},
     ],
 }
 CSRF_FAILURE_VIEW = "controlplane.api.errors.csrf_failure"
