@@ -103,8 +103,10 @@ class _RecordingClient(stripe.RequestsClient):
         super().__init__()
         self.recorder = recorder
 
-    def request(self, method: str, url: str, headers: Mapping[str, str] | None,
-                post_data: Any = None) -> tuple[bytes, int, Mapping[str, str]]:  # fmt: skip
+    # RequestsClient's own signature (its stubs disagree with HTTPClient's).
+    def request(  # type: ignore[override]
+        self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None
+    ) -> tuple[bytes, int, Mapping[str, str]]:
         path, _, query = url.partition("?")
         path = "/" + path.split("://", 1)[-1].split("/", 1)[-1]
         body = post_data.decode() if isinstance(post_data, bytes) else (post_data or query)
