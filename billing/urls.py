@@ -1,9 +1,12 @@
 from django.urls import path
 
-from .apis import account
+from .apis import account, checkout
 
 T = "tenants/<slug:tenant_slug>"
 
 urlpatterns = [
     path(f"{T}/billing", account.BillingAccountApi.as_view(), name="billing"),
+    path(f"{T}/billing/checkout", checkout.BillingCheckoutApi.as_view(), name="billing-checkout"),
+    path(f"{T}/billing/portal", checkout.BillingPortalApi.as_view(), name="billing-portal"),
+    path(f"{T}/billing/invoices", checkout.BillingInvoicesApi.as_view(), name="billing-invoices"),
 ]
