@@ -67,6 +67,7 @@ def checkout_session(*, actor: Actor, tenant: Tenant, plan_slug: str) -> Redirec
     """A Checkout Session for `plan_slug` (refused before Stripe is asked when the plan is not
     for sale, is the current one, or the tenant's use exceeds it)."""
     settings = billing_settings()
+    stripe_client(settings)  # billing off: `409 billing_disabled` before anything else
     plan = plans.purchasable_plan(plan_slug)
     if tenant.plan_id == plan.pk:
         raise ConflictError(

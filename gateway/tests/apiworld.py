@@ -57,6 +57,9 @@ class Base:
     build: Callable[[World, str], Req]
     variant: str = ""
     meaning: dict[str, frozenset[str]] = field(default_factory=dict)
+    # Codes every valid request of the operation answers in this world because a part it needs
+    # is absent (no Stripe: `billing_disabled`), documented refusals rather than successes.
+    absent: frozenset[str] = frozenset()
 
     @property
     def label(self) -> str:
@@ -354,8 +357,9 @@ def _ago(delta: timedelta) -> str:
 
 
 def _m(operation_id: str, build: Callable[[World, str], Req], variant: str = "",
-       **meaning: set[str]) -> Base:  # fmt: skip
-    return Base(operation_id, build, variant, {k: frozenset(v) for k, v in meaning.items()})
+       absent: frozenset[str] = frozenset(), **meaning: set[str]) -> Base:  # fmt: skip
+    return Base(operation_id, build, variant, {k: frozenset(v) for k, v in meaning.items()},
+                absent)  # fmt: skip
 
 
 def _list(path: Callable[[World], str]) -> Callable[[World, str], Req]:
@@ -577,6 +581,23 @@ MANAGEMENT: list[Base] = [
                                ("status", "pending")],
                         headers=w.operator_auth())),
     _m("operator_health", lambda w, u: Req(headers=w.operator_auth())),
+    _m("billing_retrieve", _tenant_get),
+    _m("billing_update",
+       lambda w, u: Req(path={"tenant_slug": w.slug},
+                        body={"billing_email": f"{u}@example.test", "address_line1": "1 Main St",
+                              "address_line2": "", "address_city": "Berlin",
+                              "address_postal_code": "10115", "address_state": "",
+                              "address_country": "DE", "spend_alert_cents": 5000},
+                        headers=w.operator_auth())),
+    # The world runs without Stripe: Checkout and the Portal answer the documented
+    # `409 billing_disabled` (billing/tests drive them against localstripe and Stripe's
+    # reference).
+    _m("billing_checkout",
+       lambda w, u: Req(path={"tenant_slug": w.slug}, body={"plan": "starter"},
+                        headers=w.operator_auth()),
+       absent=frozenset({"billing_disabled"})),
+    _m("billing_portal", _tenant_get, absent=frozenset({"billing_disabled"})),
+    _m("billing_invoices", _tenant_get),
     _m("pinecone_indexes_list", lambda w, u: Req(headers=w.key_auth())),
     _m("pinecone_indexes_create",
        lambda w, u: Req(body={"name": u, "dimension": 3, "metric": "cosine",
