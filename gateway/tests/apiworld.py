@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from unittest import mock
@@ -357,9 +357,13 @@ def _ago(delta: timedelta) -> str:
 
 
 def _m(operation_id: str, build: Callable[[World, str], Req], variant: str = "",
-       absent: frozenset[str] = frozenset(), **meaning: set[str]) -> Base:  # fmt: skip
-    return Base(operation_id, build, variant, {k: frozenset(v) for k, v in meaning.items()},
-                absent)  # fmt: skip
+       **meaning: set[str]) -> Base:  # fmt: skip
+    return Base(operation_id, build, variant, {k: frozenset(v) for k, v in meaning.items()})
+
+
+def _absent(base: Base, *codes: str) -> Base:
+    """`base`, answering `codes` in this world (Base.absent)."""
+    return replace(base, absent=frozenset(codes))
 
 
 def _list(path: Callable[[World], str]) -> Callable[[World, str], Req]:
@@ -592,11 +596,10 @@ MANAGEMENT: list[Base] = [
     # The world runs without Stripe: Checkout and the Portal answer the documented
     # `409 billing_disabled` (billing/tests drive them against localstripe and Stripe's
     # reference).
-    _m("billing_checkout",
-       lambda w, u: Req(path={"tenant_slug": w.slug}, body={"plan": "starter"},
-                        headers=w.operator_auth()),
-       absent=frozenset({"billing_disabled"})),
-    _m("billing_portal", _tenant_get, absent=frozenset({"billing_disabled"})),
+    _absent(_m("billing_checkout",
+               lambda w, u: Req(path={"tenant_slug": w.slug}, body={"plan": "starter"},
+                                headers=w.operator_auth())), "billing_disabled"),
+    _absent(_m("billing_portal", _tenant_get), "billing_disabled"),
     _m("billing_invoices", _tenant_get),
     _m("pinecone_indexes_list", lambda w, u: Req(headers=w.key_auth())),
     _m("pinecone_indexes_create",
