@@ -6,6 +6,7 @@ import { ErrorMessage } from "./components/ErrorMessage";
 import { Loading } from "./components/Loading";
 import { AcceptInvitationPage } from "./pages/AcceptInvitation";
 import { AuditPage } from "./pages/AuditPage";
+import { BillingPage } from "./pages/BillingPage";
 import { SignInPage, SignUpPage } from "./pages/AuthPages";
 import { ClusterPage } from "./pages/ClusterPage";
 import { ClustersPage } from "./pages/ClustersPage";
@@ -89,6 +90,7 @@ export const routes: RouteObject[] = [
           { path: "keys", element: <KeysPage /> },
           { path: "members", element: <MembersPage /> },
           { path: "audit", element: <AuditPage /> },
+          { path: "billing", element: <BillingPage /> },
           { path: "*", element: <NotFound /> },
         ],
       },

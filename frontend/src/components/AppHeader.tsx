@@ -10,7 +10,7 @@ import { ErrorMessage } from "./ErrorMessage";
 export function switchTo(pathname: string, from: string, to: string): string {
   const prefix = `/t/${from}`;
   const rest = pathname.startsWith(prefix) ? pathname.slice(prefix.length) : "";
-  const section = /^\/(indexes|clusters|keys|members|audit)\b/.exec(rest)?.[0] ?? "";
+  const section = /^\/(indexes|clusters|keys|members|audit|billing)\b/.exec(rest)?.[0] ?? "";
   return `/t/${to}${section}`;
 }
 

@@ -1,10 +1,11 @@
 import { useCallback, useEffect } from "react";
-import { NavLink, Outlet, useOutletContext, useParams } from "react-router";
+import { Link, NavLink, Outlet, useOutletContext, useParams } from "react-router";
 import { api, call } from "../api/client";
 import type { Tenant } from "../api/types";
 import { AppHeader } from "../components/AppHeader";
 import { ErrorMessage } from "../components/ErrorMessage";
 import { Loading } from "../components/Loading";
+import { formatDate } from "../lib/format";
 import { rememberTenant } from "../lib/tenantMemory";
 import { useAsync } from "../lib/useAsync";
 import { NotFound } from "./NotFound";
@@ -59,6 +60,7 @@ export function TenantLayout() {
     ...(tenant.role === "viewer" ? [] : [{ to: `${base}/keys`, label: "API keys" }]),
     { to: `${base}/members`, label: "Members" },
     { to: `${base}/audit`, label: "Audit log" },
+    { to: `${base}/billing`, label: "Billing" },
   ];
   return (
     <div className="shell">
@@ -79,6 +81,18 @@ export function TenantLayout() {
           <p role="note" className="warning">
             This tenant is {tenant.status}
             {tenant.status_reason ? `: ${tenant.status_reason}` : ""}. Writes are refused; reads still work.
+          </p>
+        ) : null}
+        {tenant.payment_state === "past_due" ? (
+          <p role="note" className="warning">
+            A payment failed on {formatDate(tenant.payment_state_since)}. Everything works for now; pay the open invoice on the <Link to={`${base}/billing`}>Billing page</Link> before the grace
+            period ends, or writes will be paused.
+          </p>
+        ) : null}
+        {tenant.payment_state === "payment_required" ? (
+          <p role="note" className="warning">
+            Writes are paused (402 payment_required): this tenant&apos;s payment is overdue. Reads still work. Pay on the <Link to={`${base}/billing`}>Billing page</Link>; writes resume
+            within a second.
           </p>
         ) : null}
         <Outlet context={{ tenant } satisfies TenantContext} />

@@ -104,7 +104,7 @@ describe("empty states", () => {
     expect(screen.getByText(/No traffic yet/)).toBeInTheDocument();
     expect(screen.getByText(/No vectors stored/)).toBeInTheDocument();
     expect(screen.getByLabelText("Tenant")).toHaveValue("acme");
-    for (const name of ["Overview", "Indexes", "Clusters", "API keys", "Members", "Audit log"]) {
+    for (const name of ["Overview", "Indexes", "Clusters", "API keys", "Members", "Audit log", "Billing"]) {
       expect(screen.getByRole("link", { name })).toBeInTheDocument();
     }
     expect(screen.getByRole("button", { name: "Sign out" })).toBeInTheDocument();

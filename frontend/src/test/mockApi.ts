@@ -39,6 +39,8 @@ export const TENANT = {
   status_reason: "",
   plan: "free",
   role: "owner",
+  payment_state: "current",
+  payment_state_since: null as string | null,
   created_at: "2026-01-01T00:00:00Z",
   updated_at: "2026-01-01T00:00:00Z",
 };
