@@ -103,6 +103,11 @@ class Command(BaseCommand):
         )
         py_key = f"'{key_secret}'" if key_secret else "os.environ['VECTORPLANE_KEY']"
         gw = f"{config.gateway_public_url().rstrip('/')}/v1/indexes/demo"
+        billing = (
+            "on (Stripe: STRIPE_SECRET_KEY is set; README, Billing)"
+            if config.env_str("STRIPE_SECRET_KEY", "")
+            else "off (no STRIPE_SECRET_KEY: plans are assigned by operators)"
+        )
         self.stdout.write(
             f"\n{line}\n Vectorplane is starting\n{line}\n"
             f"  Console         {info['console_url']}\n"
@@ -113,6 +118,7 @@ class Command(BaseCommand):
             f"  Demo tenant     {tenant.slug}\n"
             f"  Demo API key    {key_text}\n\n"
             f"  Gateway         {config.gateway_public_url()}  (index `demo`: 3 dims, cosine)\n"
+            f"  Billing         {billing}\n"
             f"\n  Try it (copy-paste):\n"
             f"    {export}\n"
             f'    curl -s -w "\\n" -X POST {gw}/vectors/upsert -H "Api-Key: $VECTORPLANE_KEY" \\\n'
