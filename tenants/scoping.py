@@ -18,7 +18,8 @@ lookups:
   (`provisioning.selectors.cluster_tenant_id`), the clusters reconcile's scans
   (`provisioning.selectors.clusters_due_for_reconcile`), the platform shutdown's
   (`provisioning.selectors.clusters_on_local_driver`), the hourly stored-vectors sample's
-  (`provisioning.selectors.tenants_with_indexes`) and the sweep of rotated keys
+  (`provisioning.selectors.tenants_with_indexes`), the spend alerts' (`billing.alerts.
+  alert_candidates`) and the sweep of rotated keys
   (`services.api_keys_revoke_expired_grace`);
 - the platform operators' console (`/api/v1/operator/...`, staff only, read-only): every
   tenant with its member count (`selectors.tenant_list_for_operators`), its index and cluster

@@ -15,7 +15,7 @@ from controlplane.api.serializers import StrictInputSerializer
 from controlplane.api.views import TenantAPIView
 from tenants.models import PaymentState, Role
 
-from .. import services
+from .. import alerts, services
 from ..models import BillingAccount
 from ..settings import billing_settings
 
@@ -53,6 +53,9 @@ class BillingAccountOutput(BillingContactFields):
     current_period_start = serializers.DateTimeField(allow_null=True)
     current_period_end = serializers.DateTimeField(allow_null=True)
     spend_alert_cents = serializers.IntegerField(allow_null=True)
+    spend_alert_crossed = serializers.BooleanField(
+        help_text="This period's spend passed the alert (an e-mail went out)."
+    )
     currency = serializers.CharField()
 
 
@@ -89,6 +92,7 @@ def _output(account: BillingAccount) -> dict[str, Any]:
             "current_period_start": account.current_period_start,
             "current_period_end": account.current_period_end,
             "spend_alert_cents": account.spend_alert_cents,
+            "spend_alert_crossed": alerts.crossed(account),
             "currency": settings.currency,
             **{name: getattr(account, name) for name in services.CONTACT_FIELDS},
         }

@@ -152,3 +152,18 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": config.env_str("VECTORPLANE_LOG_LEVEL", "INFO")},
 }
+
+# E-mail (billing's payment notices and spend alerts): Django's backend of choice; the embedded
+# default writes each message to a file under .state/mail/ (read it there), `console` prints.
+EMAIL_BACKEND = {
+    "file": "django.core.mail.backends.filebased.EmailBackend",
+    "console": "django.core.mail.backends.console.EmailBackend",
+    "smtp": "django.core.mail.backends.smtp.EmailBackend",
+}[config.env_str("VECTORPLANE_EMAIL_BACKEND", "file")]
+EMAIL_FILE_PATH = str(config.state_dir() / "mail")
+EMAIL_HOST = config.env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = config.env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = config.env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = config.env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = config.env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = config.env_str("DEFAULT_FROM_EMAIL", "Vectorplane <billing@localhost>")

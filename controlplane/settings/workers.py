@@ -24,6 +24,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=config.env_int("VECTORPLANE_RECONCILE_SECONDS", 15)),
     },
     # Idempotent per index-hour: sampling more often than hourly only refreshes the hour's row.
+    "billing-spend-alerts": {
+        "task": "billing.alerts.spend_alerts_check",
+        "schedule": timedelta(hours=1),
+    },
     "sample-stored-vectors": {
         "task": "provisioning.tasks.stored_vectors_sample",
         "schedule": timedelta(seconds=config.env_int("VECTORPLANE_STORED_SAMPLE_SECONDS", 900)),

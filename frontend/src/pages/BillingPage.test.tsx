@@ -17,7 +17,7 @@ const PLANS = [
 ];
 const ACCOUNT = {
   enabled: true, plan: "free", payment_state: "current", payment_state_since: null, grace_days: 7, suspend_days: 14, has_customer: false,
-  subscription_status: "", current_period_start: null, current_period_end: null, spend_alert_cents: null, currency: "usd",
+  subscription_status: "", current_period_start: null, current_period_end: null, spend_alert_cents: null, spend_alert_crossed: false, currency: "usd",
   billing_email: "", address_line1: "", address_line2: "", address_city: "", address_postal_code: "", address_state: "", address_country: "",
 };
 const INVOICE = {

@@ -224,6 +224,11 @@ export function BillingPage() {
   return (
     <>
       <h1>Billing</h1>
+      {account.spend_alert_crossed ? (
+        <p role="note" className="warning">
+          This period&apos;s spend passed your alert of {formatMoney(account.spend_alert_cents ?? 0, account.currency)} (an e-mail went out).
+        </p>
+      ) : null}
       <section className="card" aria-labelledby="current-plan-heading">
         <h2 id="current-plan-heading">
           Plan: <span className="plan">{current?.name ?? account.plan}</span>
