@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -29,8 +30,8 @@ class BillingContactFields(serializers.Serializer[Any]):
     address_city = serializers.CharField(max_length=100, allow_blank=True)
     address_postal_code = serializers.CharField(max_length=20, allow_blank=True)
     address_state = serializers.CharField(max_length=100, allow_blank=True)
-    address_country = serializers.RegexField(
-        r"^(?:[A-Z]{2})?$", max_length=2, allow_blank=True, help_text="ISO 3166-1 alpha-2."
+    address_country = serializers.CharField(
+        max_length=2, allow_blank=True, help_text="ISO 3166-1 alpha-2 (empty: none)."
     )
 
 
@@ -66,9 +67,10 @@ class BillingAccountInput(StrictInputSerializer):
     address_city = serializers.CharField(max_length=100, required=False, allow_blank=True)
     address_postal_code = serializers.CharField(max_length=20, required=False, allow_blank=True)
     address_state = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    address_country = serializers.RegexField(
-        r"^(?:[A-Z]{2})?$", max_length=2, required=False, allow_blank=True,
-        help_text="ISO 3166-1 alpha-2, upper case.",
+    address_country = serializers.CharField(
+        max_length=2, required=False, allow_blank=True,
+        validators=[RegexValidator(r"^[A-Z]{2}$", "Two capital letters (ISO 3166-1 alpha-2).")],
+        help_text="ISO 3166-1 alpha-2, upper case; empty: none.",
     )  # fmt: skip
     spend_alert_cents = serializers.IntegerField(
         min_value=1, max_value=10**12, required=False, allow_null=True,
