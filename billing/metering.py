@@ -154,7 +154,7 @@ def meter_events_record_hour(*, hour: datetime) -> int:
 # ------------------------------------------------------------------------------------ sending
 def backoff(attempts: int) -> timedelta:
     """The wait before attempt `attempts + 1`: exponential, capped, with up to 25 % jitter."""
-    delay = min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_CAP)
+    delay: timedelta = min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_CAP)
     jitter: float = _random.uniform(0, 0.25)
     return delay + delay * jitter
 
