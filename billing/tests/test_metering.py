@@ -3,13 +3,14 @@ size-hours from the state history), one record per tenant/meter/hour (a rerun ad
 documented meter event request (localstripe has no meters: it answers 404, so the record stays
 pending with its backoff and error, and the resend carries the same identifier), the catalogue's
 products on localstripe (a second run creates none) and its documented meter and price
-requests, and the reconcile's event-summaries request."""
+requests, the reconcile's event-summaries request, and a send killed after Stripe's answer."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -175,3 +176,68 @@ def test_reconcile_request_shape_and_drift(
     found = metering.drift({e: Decimal(5)}, {e: Decimal(4)}, tolerance=Decimal("0.000001"))
     assert found == [{"hour": e, "sent": "5", "stripe": "4"}]
     assert metering.drift({e: Decimal(5)}, {e: Decimal(5)}, tolerance=Decimal(0)) == []
+
+
+KILLED_SEND = """
+import os, signal, uuid
+import django
+django.setup()
+import stripe
+from billing import client as billing_client, metering
+
+class KilledAfterTheAnswer(stripe.RequestsClient):
+    def request(self, method, url, headers, post_data=None):
+        answer = super().request(method, url, headers, post_data)
+        if url.split("?")[0].endswith("/v1/billing/meter_events"):
+            with open(os.environ["SENT_FILE"], "w") as sent:
+                sent.write(post_data.decode() if isinstance(post_data, bytes) else post_data)
+            os.kill(os.getpid(), signal.SIGKILL)  # Stripe answered; sent_at never written
+        return answer
+
+billing_client.HTTP_CLIENT = KilledAfterTheAnswer()
+metering.meter_event_send(record_id=int(os.environ["RECORD_ID"]),
+                          tenant_id=uuid.UUID(os.environ["TENANT_ID"]), customer_id="cus_k")
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_send_killed_after_stripes_answer_is_resent_with_the_same_identifier(
+    tenant: Tenant, stripe_env: LocalStripe, stripe_requests: Recorder, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    from urllib.parse import parse_qsl, quote
+
+    from django.db import connection
+
+    with tenant_scope(tenant.id):
+        BillingAccount.objects.create(tenant=tenant, stripe_customer_id="cus_k")
+    _usage(tenant)
+    metering.meter_events_record_hour(hour=HOUR)
+    with tenant_scope(tenant.id):
+        record = MeterEventRecord.objects.get(meter=Meter.WRITE_UNITS)
+    db = connection.settings_dict
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env.update(
+        DATABASE_URL=(f"postgresql://{quote(str(db['USER']), safe='')}:"
+                      f"{quote(str(db['PASSWORD']), safe='')}@{db['HOST']}:{db['PORT']}/"
+                      f"{quote(str(db['NAME']), safe='')}"),
+        DJANGO_SETTINGS_MODULE="controlplane.settings", SENT_FILE=str(tmp_path / "sent"),
+        RECORD_ID=str(record.pk), TENANT_ID=str(tenant.id),
+    )  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", KILLED_SEND], env=env, timeout=120, check=False)
+    assert done.returncode == -signal.SIGKILL
+    first = dict(parse_qsl((tmp_path / "sent").read_text()))
+    with tenant_scope(tenant.id):
+        record.refresh_from_db()
+    assert record.sent_at is None and record.attempts == 1  # claimed, never marked
+    assert record.next_attempt_at is not None
+    metering.meter_events_send_due(now=record.next_attempt_at + timedelta(seconds=1))
+    resent = [r.form() for r in stripe_requests.to("/v1/billing/meter_events")]
+    assert first["identifier"] == record.identifier
+    assert record.identifier in {r["identifier"] for r in resent}
+    assert metering.meter_events_record_hour(hour=HOUR) == 0
+    with tenant_scope(tenant.id):
+        assert MeterEventRecord.objects.filter(meter=Meter.WRITE_UNITS).count() == 1
