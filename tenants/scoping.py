@@ -19,8 +19,10 @@ lookups:
   (`provisioning.selectors.clusters_due_for_reconcile`), the platform shutdown's
   (`provisioning.selectors.clusters_on_local_driver`), the hourly stored-vectors sample's
   (`provisioning.selectors.tenants_with_indexes`), the spend alerts' (`billing.alerts.
-  alert_candidates`) and the sweep of rotated keys
-  (`services.api_keys_revoke_expired_grace`);
+  alert_candidates`), the sweep of rotated keys (`services.api_keys_revoke_expired_grace`),
+  and billing's hourly meter events and daily reconcile: the tenants with a Stripe customer
+  (`billing.selectors.accounts_with_customer`), the meter events due to be sent
+  (`billing.selectors.meter_events_due`);
 - the platform operators' console (`/api/v1/operator/...`, staff only, read-only): every
   tenant with its member count (`selectors.tenant_list_for_operators`), its index and cluster
   counts (`provisioning.selectors.operator_tenant_list`), every tenant's clusters

@@ -5,89 +5,175 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('tenants', '0007_payment_state'),
+        ("tenants", "0007_payment_state"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='BillingAccount',
+            name="BillingAccount",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('stripe_customer_id', models.CharField(blank=True, db_index=True, max_length=255)),
-                ('billing_email', models.EmailField(blank=True, max_length=254)),
-                ('address_line1', models.CharField(blank=True, max_length=200)),
-                ('address_line2', models.CharField(blank=True, max_length=200)),
-                ('address_city', models.CharField(blank=True, max_length=100)),
-                ('address_postal_code', models.CharField(blank=True, max_length=20)),
-                ('address_state', models.CharField(blank=True, max_length=100)),
-                ('address_country', models.CharField(blank=True, help_text='ISO 3166-1 alpha-2.', max_length=2)),
-                ('stripe_subscription_id', models.CharField(blank=True, db_index=True, max_length=255)),
-                ('subscription_status', models.CharField(blank=True, max_length=32)),
-                ('subscription_plan', models.CharField(blank=True, max_length=40)),
-                ('current_period_start', models.DateTimeField(blank=True, null=True)),
-                ('current_period_end', models.DateTimeField(blank=True, null=True)),
-                ('subscription_event_at', models.BigIntegerField(default=0)),
-                ('spend_alert_cents', models.PositiveBigIntegerField(blank=True, null=True)),
-                ('spend_alert_sent_for', models.DateTimeField(blank=True, help_text='The period start an alert was sent for (one per period).', null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('tenant', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='billing', to='tenants.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("stripe_customer_id", models.CharField(blank=True, db_index=True, max_length=255)),
+                ("billing_email", models.EmailField(blank=True, max_length=254)),
+                ("address_line1", models.CharField(blank=True, max_length=200)),
+                ("address_line2", models.CharField(blank=True, max_length=200)),
+                ("address_city", models.CharField(blank=True, max_length=100)),
+                ("address_postal_code", models.CharField(blank=True, max_length=20)),
+                ("address_state", models.CharField(blank=True, max_length=100)),
+                (
+                    "address_country",
+                    models.CharField(blank=True, help_text="ISO 3166-1 alpha-2.", max_length=2),
+                ),
+                (
+                    "stripe_subscription_id",
+                    models.CharField(blank=True, db_index=True, max_length=255),
+                ),
+                ("subscription_status", models.CharField(blank=True, max_length=32)),
+                ("subscription_plan", models.CharField(blank=True, max_length=40)),
+                ("current_period_start", models.DateTimeField(blank=True, null=True)),
+                ("current_period_end", models.DateTimeField(blank=True, null=True)),
+                ("subscription_event_at", models.BigIntegerField(default=0)),
+                ("spend_alert_cents", models.PositiveBigIntegerField(blank=True, null=True)),
+                (
+                    "spend_alert_sent_for",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="The period start an alert was sent for (one per period).",
+                        null=True,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "tenant",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="billing",
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='CatalogueEntry',
+            name="CatalogueEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(max_length=20)),
-                ('meter', models.CharField(blank=True, choices=[('read_units', 'Read units'), ('write_units', 'Write units'), ('storage_gb_hours', 'Storage (GB-hours)'), ('cluster_hours', 'Dedicated cluster size-hours')], max_length=32)),
-                ('lookup_key', models.CharField(max_length=200, unique=True)),
-                ('stripe_id', models.CharField(max_length=255)),
-                ('unit_amount_decimal', models.CharField(blank=True, max_length=40)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('plan', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, to='tenants.plan')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("kind", models.CharField(max_length=20)),
+                (
+                    "meter",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("read_units", "Read units"),
+                            ("write_units", "Write units"),
+                            ("storage_gb_hours", "Storage (GB-hours)"),
+                            ("cluster_hours", "Dedicated cluster size-hours"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("lookup_key", models.CharField(max_length=200, unique=True)),
+                ("stripe_id", models.CharField(max_length=255)),
+                ("unit_amount_decimal", models.CharField(blank=True, max_length=40)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "plan",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        to="tenants.plan",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='WebhookEvent',
+            name="WebhookEvent",
             fields=[
-                ('id', models.CharField(max_length=255, primary_key=True, serialize=False)),
-                ('type', models.CharField(max_length=100)),
-                ('created', models.BigIntegerField(help_text="The event's own `created` (Unix seconds).")),
-                ('livemode', models.BooleanField(default=False)),
-                ('payload', models.JSONField()),
-                ('received_at', models.DateTimeField(auto_now_add=True)),
-                ('processed_at', models.DateTimeField(blank=True, null=True)),
-                ('deliveries', models.PositiveIntegerField(default=1)),
-                ('outcome', models.CharField(blank=True, max_length=300)),
-                ('tenant', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='tenants.tenant')),
+                ("id", models.CharField(max_length=255, primary_key=True, serialize=False)),
+                ("type", models.CharField(max_length=100)),
+                (
+                    "created",
+                    models.BigIntegerField(help_text="The event's own `created` (Unix seconds)."),
+                ),
+                ("livemode", models.BooleanField(default=False)),
+                ("payload", models.JSONField()),
+                ("received_at", models.DateTimeField(auto_now_add=True)),
+                ("processed_at", models.DateTimeField(blank=True, null=True)),
+                ("deliveries", models.PositiveIntegerField(default=1)),
+                ("outcome", models.CharField(blank=True, max_length=300)),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('-created', 'id'),
+                "ordering": ("-created", "id"),
             },
         ),
         migrations.CreateModel(
-            name='MeterEventRecord',
+            name="MeterEventRecord",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('meter', models.CharField(choices=[('read_units', 'Read units'), ('write_units', 'Write units'), ('storage_gb_hours', 'Storage (GB-hours)'), ('cluster_hours', 'Dedicated cluster size-hours')], max_length=32)),
-                ('hour', models.DateTimeField()),
-                ('value', models.DecimalField(decimal_places=6, max_digits=24)),
-                ('identifier', models.CharField(max_length=200, unique=True)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('last_error', models.CharField(blank=True, max_length=500)),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('tenant', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, to='tenants.tenant')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                (
+                    "meter",
+                    models.CharField(
+                        choices=[
+                            ("read_units", "Read units"),
+                            ("write_units", "Write units"),
+                            ("storage_gb_hours", "Storage (GB-hours)"),
+                            ("cluster_hours", "Dedicated cluster size-hours"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("hour", models.DateTimeField()),
+                ("value", models.DecimalField(decimal_places=6, max_digits=24)),
+                ("identifier", models.CharField(max_length=200, unique=True)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("last_error", models.CharField(blank=True, max_length=500)),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('-hour', 'meter'),
-                'indexes': [models.Index(fields=['sent_at', 'next_attempt_at'], name='billing_meter_event_due')],
-                'constraints': [models.UniqueConstraint(fields=('tenant', 'meter', 'hour'), name='billing_meter_event_unique_hour')],
+                "ordering": ("-hour", "meter"),
+                "indexes": [
+                    models.Index(
+                        fields=["sent_at", "next_attempt_at"], name="billing_meter_event_due"
+                    )
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("tenant", "meter", "hour"), name="billing_meter_event_unique_hour"
+                    )
+                ],
             },
         ),
     ]

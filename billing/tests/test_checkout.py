@@ -137,9 +137,7 @@ def test_billing_off_answers_billing_disabled(
         assert answer.status_code == 409 and answer.json()["error"]["code"] == "billing_disabled"
 
 
-def test_invoices_come_from_stripe(
-    owner: Any, tenant: Tenant, stripe_env: LocalStripe
-) -> None:
+def test_invoices_come_from_stripe(owner: Any, tenant: Tenant, stripe_env: LocalStripe) -> None:
     from billing import services
     from billing.client import stripe_client
 

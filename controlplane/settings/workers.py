@@ -32,4 +32,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "provisioning.tasks.stored_vectors_sample",
         "schedule": timedelta(seconds=config.env_int("VECTORPLANE_STORED_SAMPLE_SECONDS", 900)),
     },
+    # Usage of the closed hours to Stripe meter events (identifiers make a rerun harmless).
+    "billing-meter-events": {
+        "task": "billing.metering.meter_events_send",
+        "schedule": timedelta(seconds=config.env_int("VECTORPLANE_METER_SEND_SECONDS", 3600)),
+    },
+    "billing-meter-reconcile": {
+        "task": "billing.metering.meter_reconcile",
+        "schedule": timedelta(seconds=config.env_int("VECTORPLANE_METER_RECONCILE_SECONDS",
+                                                     86400)),
+    },
 }
