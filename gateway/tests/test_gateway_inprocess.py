@@ -365,3 +365,46 @@ def test_refused_requests_are_counted_by_code_for_the_keys_tenant(
         ("", "not_found", 404): 1,  # the other tenant's index: counted as the caller's miss
     }
     assert theirs_after == theirs  # nothing written into the other tenant's counts
+
+
+def test_an_unpaid_tenant_writes_nothing_and_reads_everything(
+    gw: InProcess, world: World, django_db_blocker: Any
+) -> None:
+    """`payment_required` (billing, past the grace period): writes answer 402
+    `payment_required`, reads still answer; the gateway learns the state at commit (LISTEN)
+    and writes resume as soon as it is `current` again."""
+    import time
+
+    from provisioning.models import Index
+    from tenants import services as tenant_services
+    from tenants.actors import Actor
+    from tenants.models import PaymentState, Tenant
+
+    def set_state(state: str) -> None:
+        with django_db_blocker.unblock():
+            tenant_id = Index.objects.unscoped().get(name=world.index).tenant_id
+            tenant = Tenant.objects.get(pk=tenant_id)
+            tenant_services.tenant_set_payment_state(actor=Actor.system(), tenant=tenant,
+                                                     state=state, reason="test")  # fmt: skip
+
+    def until(predicate: Any) -> httpx.Response:
+        deadline = time.monotonic() + 5
+        while True:
+            answer = call(gw, world, "vectors/upsert", {"vectors": [{"id": "paid", "values": V}]})
+            if predicate(answer) or time.monotonic() > deadline:
+                return answer
+            time.sleep(0.05)
+
+    assert until(lambda r: r.status_code == 200).status_code == 200
+    set_state(PaymentState.PAYMENT_REQUIRED)
+    try:
+        refused = until(lambda r: r.status_code == 402)
+        assert code_of(refused) == (402, "payment_required")
+        assert call(gw, world, "query", {"vector": V, "topK": 1}).status_code == 200
+        # A read-only key's write is still its missing scope first.
+        read_only = call(gw, world, "vectors/upsert", {"vectors": [{"id": "x", "values": V}]},
+                         key=world.read_key)  # fmt: skip
+        assert code_of(read_only) == (403, "insufficient_scope")
+    finally:
+        set_state(PaymentState.CURRENT)
+    assert until(lambda r: r.status_code == 200).status_code == 200
