@@ -321,7 +321,7 @@ def test_a_viewer_joins_by_invitation_and_cannot_see_keys(
         viewer_email = f"{unique('val')}@example.test"
         owner.get_by_role("link", name="Members").click()
         owner.get_by_label("Email").fill(viewer_email)
-        owner.get_by_label("Role").select_option("viewer")
+        owner.get_by_label("Role", exact=True).select_option("viewer")
         owner.get_by_role("button", name="Invite").click()
         link = owner.get_by_label("Invitation link").input_value()
         assert "/console/invitations/accept?token=" in link
