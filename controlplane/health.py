@@ -8,7 +8,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from django.db import connection
@@ -121,13 +121,7 @@ def workers_health() -> PartHealth:
     part = timed("workers", "celery ping", probe)
     if answered:
         names = ", ".join(answered[:5]) + (" …" if len(answered) > 5 else "")
-        part = PartHealth(
-            name=part.name,
-            ok=part.ok,
-            latency_ms=part.latency_ms,
-            error=part.error,
-            target=f"{len(answered)} answered: {names}",
-        )
+        part = replace(part, target=f"{len(answered)} answered: {names}")
     return part
 
 

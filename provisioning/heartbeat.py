@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import redis
@@ -72,10 +73,4 @@ def reconcile_health() -> PartHealth:
                                f"{stuck.status} for {waited:.0f} min")  # fmt: skip
 
     part = timed("reconcile", "", probe)
-    return PartHealth(
-        name=part.name,
-        ok=part.ok,
-        latency_ms=part.latency_ms,
-        error=part.error,
-        target="; ".join(facts) or "the reconcile's heartbeat in Redis",
-    )
+    return replace(part, target="; ".join(facts) or "the reconcile's heartbeat in Redis")

@@ -7,7 +7,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
@@ -33,6 +33,8 @@ from .models import (
     UsageRecord,
 )
 from .storage import shared_tier
+
+_Hourly = TypeVar("_Hourly", UsageRecord, ErrorRecord, StoredVectorsRecord)
 
 logger = logging.getLogger("vectorplane.provisioning")
 
@@ -106,14 +108,21 @@ def _namespace_counts(
     return {uuid.UUID(str(row[0])): int(str(row[1])) for row in rows}
 
 
-def usage_list(
-    *, since: datetime | None = None, until: datetime | None = None, index: str | None = None
-) -> QuerySet[UsageRecord]:
-    qs = UsageRecord.objects.all()
+def _hours(
+    qs: QuerySet[_Hourly], since: datetime | None, until: datetime | None
+) -> QuerySet[_Hourly]:
+    """The hourly rows in [since, until) (either bound optional)."""
     if since is not None:
         qs = qs.filter(hour__gte=since)
     if until is not None:
         qs = qs.filter(hour__lt=until)
+    return qs
+
+
+def usage_list(
+    *, since: datetime | None = None, until: datetime | None = None, index: str | None = None
+) -> QuerySet[UsageRecord]:
+    qs = _hours(UsageRecord.objects.all(), since, until)
     if index:
         qs = qs.filter(index_name=index)
     return qs
@@ -124,11 +133,7 @@ def error_list(
     code: str | None = None,
 ) -> QuerySet[ErrorRecord]:  # fmt: skip
     """The gateway's refused requests per hour, index, code and status, newest first."""
-    qs = ErrorRecord.objects.order_by("-hour", "-id")
-    if since is not None:
-        qs = qs.filter(hour__gte=since)
-    if until is not None:
-        qs = qs.filter(hour__lt=until)
+    qs = _hours(ErrorRecord.objects.order_by("-hour", "-id"), since, until)
     if index is not None:
         qs = qs.filter(index_name=index)
     if code:
@@ -140,11 +145,7 @@ def stored_vectors_history(
     *, since: datetime | None = None, until: datetime | None = None, index: str | None = None
 ) -> QuerySet[StoredVectorsRecord]:
     """The hourly samples of vectors stored per index, newest first."""
-    qs = StoredVectorsRecord.objects.order_by("-hour", "-id")
-    if since is not None:
-        qs = qs.filter(hour__gte=since)
-    if until is not None:
-        qs = qs.filter(hour__lt=until)
+    qs = _hours(StoredVectorsRecord.objects.order_by("-hour", "-id"), since, until)
     if index:
         qs = qs.filter(index_name=index)
     return qs
