@@ -43,6 +43,20 @@ class BillingAccount(models.Model):
     # The Stripe-side time of the subscription state last applied (an event's `created`): an
     # older event arriving later never overwrites a newer state.
     subscription_event_at = models.BigIntegerField(default=0)
+    # The same for payments (`invoice.paid` / `invoice.payment_failed`, by the event's
+    # `created`) and for the customer's contact (`customer.updated`).
+    payment_event_at = models.BigIntegerField(default=0)
+    customer_event_at = models.BigIntegerField(default=0)
+    # The invoices whose payment failed and that are not paid (or voided) since: the tenant is
+    # current again once none is left.
+    unpaid_invoices = models.JSONField(default=list, blank=True)
+    # The latest invoice Stripe finalized, paid or failed to collect (the console shows it).
+    latest_invoice_id = models.CharField(max_length=255, blank=True)
+    latest_invoice_status = models.CharField(max_length=32, blank=True)
+    latest_invoice_amount_due = models.BigIntegerField(default=0)
+    latest_invoice_currency = models.CharField(max_length=3, blank=True)
+    latest_invoice_url = models.URLField(max_length=500, blank=True)
+    latest_invoice_at = models.BigIntegerField(default=0)
     spend_alert_cents = models.PositiveBigIntegerField(null=True, blank=True)
     spend_alert_sent_for = models.DateTimeField(
         null=True, blank=True, help_text="The period start an alert was sent for (one per period)."

@@ -25,6 +25,18 @@ def accounts_with_customer() -> list[tuple[uuid.UUID, str]]:
     )
 
 
+def tenant_of_customer(customer_id: str) -> uuid.UUID | None:
+    """The tenant whose Stripe customer this is (a webhook's event names only the customer)."""
+    if not customer_id:
+        return None
+    return (
+        BillingAccount.objects.unscoped()
+        .filter(stripe_customer_id=customer_id)
+        .values_list("tenant_id", flat=True)
+        .first()
+    )
+
+
 def meter_events_due(*, now: datetime, limit: int) -> list[tuple[int, uuid.UUID]]:
     """Every tenant's meter events not yet acknowledged by Stripe whose (next) attempt is due:
     (id, tenant id), oldest hour first."""

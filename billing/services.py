@@ -30,8 +30,9 @@ def account_for(tenant: Tenant) -> BillingAccount:
     return account
 
 
-def _locked_account(tenant: Tenant) -> BillingAccount:
-    """The tenant's account, made if absent, locked for the caller's transaction (in scope)."""
+def account_locked(tenant: Tenant) -> BillingAccount:
+    """The tenant's account, made if absent, locked for the caller's transaction (call it in
+    the tenant's scope): billing's writes and webhooks serialise on it."""
     account, _created = BillingAccount.objects.select_for_update().get_or_create(tenant=tenant)
     return account
 
@@ -61,7 +62,7 @@ def customer_ensure(*, tenant: Tenant) -> BillingAccount:
     Portal, a meter event). Idempotent across retries and concurrent callers: the row is locked
     and the create carries an idempotency key derived from the tenant."""
     with transaction.atomic(), tenant_scope(tenant.id):
-        account = _locked_account(tenant)
+        account = account_locked(tenant)
         if account.stripe_customer_id:
             return account
         customer = stripe_client().v1.customers.create(
@@ -77,7 +78,7 @@ def contact_update(*, actor: Actor, tenant: Tenant, values: dict[str, str]) -> B
     """Change the billing e-mail and address; the Stripe customer (if any) follows in the same
     request (its invoices are addressed from it)."""
     with transaction.atomic(), tenant_scope(tenant.id):
-        account = _locked_account(tenant)
+        account = account_locked(tenant)
         before = {name: getattr(account, name) for name in CONTACT_FIELDS}
         for name in CONTACT_FIELDS:
             if name in values:
@@ -103,7 +104,7 @@ def spend_alert_set(*, actor: Actor, tenant: Tenant, cents: int | None) -> Billi
     """The spend alert threshold (in the billing currency's cents; None: none). Crossing it in a
     period sends one e-mail and shows a banner (`alerts.spend_alerts_check`)."""
     with transaction.atomic(), tenant_scope(tenant.id):
-        account = _locked_account(tenant)
+        account = account_locked(tenant)
         if account.spend_alert_cents == cents:
             return account
         before = account.spend_alert_cents

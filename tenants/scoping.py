@@ -22,7 +22,8 @@ lookups:
   alert_candidates`), the sweep of rotated keys (`services.api_keys_revoke_expired_grace`),
   and billing's hourly meter events and daily reconcile: the tenants with a Stripe customer
   (`billing.selectors.accounts_with_customer`), the meter events due to be sent
-  (`billing.selectors.meter_events_due`);
+  (`billing.selectors.meter_events_due`), and the tenant a Stripe webhook's customer belongs to
+  (`billing.selectors.tenant_of_customer`);
 - the platform operators' console (`/api/v1/operator/...`, staff only, read-only): every
   tenant with its member count (`selectors.tenant_list_for_operators`), its index and cluster
   counts (`provisioning.selectors.operator_tenant_list`), every tenant's clusters

@@ -340,7 +340,9 @@ def tenant_set_payment_state(
 
 
 def tenant_reactivate(*, actor: Actor, tenant: Tenant) -> Tenant:
-    _require_operator(actor)
+    """An operator's, or the system's (billing: a suspended-for-payment tenant paid)."""
+    if not actor.is_system:
+        _require_operator(actor)
     with transaction.atomic():
         tenant = _lock_tenant(tenant)
         if tenant.status == TenantStatus.DELETED:
@@ -394,7 +396,9 @@ def tenant_delete(*, actor: Actor, tenant: Tenant) -> Tenant:
 
 
 def tenant_change_plan(*, actor: Actor, tenant: Tenant, plan_slug: str) -> Tenant:
-    _require_operator(actor)
+    """An operator's, or the system's (billing: the plan Stripe's subscription says)."""
+    if not actor.is_system:
+        _require_operator(actor)
     plan = Plan.objects.filter(slug=plan_slug).first()
     if plan is None:
         raise ApplicationError(

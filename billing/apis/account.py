@@ -35,6 +35,14 @@ class BillingContactFields(serializers.Serializer[Any]):
     )
 
 
+class LatestInvoiceOutput(serializers.Serializer[Any]):
+    id = serializers.CharField()
+    status = serializers.CharField(help_text="Stripe's: open, paid, void, uncollectible.")
+    amount_due = serializers.IntegerField(help_text="In the currency's smallest unit (cents).")
+    currency = serializers.CharField()
+    hosted_invoice_url = serializers.CharField(help_text="Stripe's page to view and pay it.")
+
+
 class BillingAccountOutput(BillingContactFields):
     enabled = serializers.BooleanField(
         help_text="False: this platform runs without billing (no STRIPE_SECRET_KEY); plans are "
@@ -58,6 +66,14 @@ class BillingAccountOutput(BillingContactFields):
         help_text="This period's spend passed the alert (an e-mail went out)."
     )
     currency = serializers.CharField()
+    latest_invoice = LatestInvoiceOutput(
+        allow_null=True,
+        help_text="The latest invoice Stripe's webhooks told of (finalized, paid or failed).",
+    )
+    unpaid_invoices = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Invoices whose payment failed and that are not paid since (past due).",
+    )
 
 
 class BillingAccountInput(StrictInputSerializer):
@@ -96,6 +112,14 @@ def _output(account: BillingAccount) -> dict[str, Any]:
             "spend_alert_cents": account.spend_alert_cents,
             "spend_alert_crossed": alerts.crossed(account),
             "currency": settings.currency,
+            "latest_invoice": {
+                "id": account.latest_invoice_id,
+                "status": account.latest_invoice_status,
+                "amount_due": account.latest_invoice_amount_due,
+                "currency": account.latest_invoice_currency,
+                "hosted_invoice_url": account.latest_invoice_url,
+            } if account.latest_invoice_id else None,
+            "unpaid_invoices": list(account.unpaid_invoices),
             **{name: getattr(account, name) for name in services.CONTACT_FIELDS},
         }
     ).data

@@ -123,3 +123,48 @@ def stripe_requests(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     recorder = Recorder()
     monkeypatch.setattr(billing_client, "HTTP_CLIENT", _RecordingClient(recorder))
     return recorder
+
+
+WEBHOOK_SECRET = "whsec_vectorplane_test"
+WEBHOOK_URL = "/api/v1/billing/stripe/webhook"
+
+
+def stripe_event(
+    event_type: str, obj: dict[str, Any], *, created: int, event_id: str | None = None
+) -> dict[str, Any]:
+    """A Stripe event (v1 snapshot shape) around `obj`, as Stripe's webhooks deliver them."""
+    return {
+        "id": event_id or f"evt_{event_type.replace('.', '_')}_{created}",
+        "object": "event",
+        "api_version": stripe.api_version,
+        "created": created,
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "type": event_type,
+        "data": {"object": obj},
+    }
+
+
+def signature_for(payload: str, *, secret: str = WEBHOOK_SECRET,
+                  timestamp: int | None = None) -> str:  # fmt: skip
+    """The `Stripe-Signature` header, computed by the `stripe` library's own helper."""
+    header: str = stripe.WebhookSignature.generate_signature_header(payload, secret, timestamp)
+    return header
+
+
+@pytest.fixture
+def webhook_env(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Billing on with a webhook signing secret (webhooks call no Stripe API: no server)."""
+    monkeypatch.setenv("STRIPE_SECRET_KEY", SECRET_KEY)
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    monkeypatch.delenv("STRIPE_API_BASE", raising=False)
+    return WEBHOOK_SECRET
+
+
+@pytest.fixture
+def seeded_plans(transactional_db: Any) -> None:
+    """For a transactional test: the seeded plans, which an earlier one's flush truncated."""
+    from gateway.tests.conftest import ensure_plans
+
+    ensure_plans()

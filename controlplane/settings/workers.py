@@ -37,6 +37,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.metering.meter_events_send",
         "schedule": timedelta(seconds=config.env_int("VECTORPLANE_METER_SEND_SECONDS", 3600)),
     },
+    # Past the grace: writes refused; past the second period: suspended (billing/payment.py).
+    "billing-payment-states": {
+        "task": "billing.payment.payment_states_advance",
+        "schedule": timedelta(seconds=config.env_int("VECTORPLANE_PAYMENT_STATE_SECONDS", 900)),
+    },
     "billing-meter-reconcile": {
         "task": "billing.metering.meter_reconcile",
         "schedule": timedelta(seconds=config.env_int("VECTORPLANE_METER_RECONCILE_SECONDS",

@@ -600,6 +600,13 @@ MANAGEMENT: list[Base] = [
                lambda w, u: Req(path={"tenant_slug": w.slug}, body={"plan": "starter"},
                                 headers=w.operator_auth())), "billing_disabled"),
     _absent(_m("billing_portal", _tenant_get), "billing_disabled"),
+    # No STRIPE_WEBHOOK_SECRET either: the webhook is off (billing/tests sign real events).
+    _absent(_m("billing_stripe_webhook",
+               lambda w, u: Req(body={"id": f"evt_{u}", "object": "event", "type": "invoice.paid",
+                                      "created": 1, "livemode": False,
+                                      "data": {"object": {"id": "in_1"}}},
+                                headers={"Stripe-Signature": "t=1,v1=00"})),
+            "billing_disabled"),
     _m("billing_invoices", _tenant_get),
     _m("pinecone_indexes_list", lambda w, u: Req(headers=w.key_auth())),
     _m("pinecone_indexes_create",

@@ -15,6 +15,7 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -408,3 +409,86 @@ def test_an_unpaid_tenant_writes_nothing_and_reads_everything(
     finally:
         set_state(PaymentState.CURRENT)
     assert until(lambda r: r.status_code == 200).status_code == 200
+
+
+def test_billing_end_to_end_failed_payment_grace_402_then_paid_within_a_second(
+    gw: InProcess, world: World, django_db_blocker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The payment state machine as Stripe drives it: a signed `invoice.payment_failed` (the
+    real webhook endpoint) puts the tenant past due and everything still works; past the grace
+    period (the beat's step) writes answer 402 and reads 200; a signed `invoice.paid` lifts it
+    and the gateway accepts writes again within one second (LISTEN/NOTIFY at commit)."""
+    import time
+
+    from django.test import Client
+
+    from billing import payment
+    from billing.models import BillingAccount
+    from billing.tests.conftest import WEBHOOK_URL, signature_for, stripe_event
+    from provisioning.models import Index
+    from tenants.models import PaymentState, Tenant
+    from tenants.scoping import tenant_scope
+
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_vectorplane")
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_e2e")
+    customer = unique("cus")
+
+    def webhook(event_type: str, invoice: str, status: str, created: int) -> dict[str, Any]:
+        obj = {"id": invoice, "object": "invoice", "customer": customer, "status": status,
+               "amount_due": 900, "currency": "usd"}  # fmt: skip
+        payload = json.dumps(stripe_event(event_type, obj, created=created))
+        with django_db_blocker.unblock():
+            answer = Client().post(
+                WEBHOOK_URL, payload, content_type="application/json",
+                HTTP_STRIPE_SIGNATURE=signature_for(payload, secret="whsec_e2e"),
+            )  # fmt: skip
+        assert answer.status_code == 200, answer.content
+        body: dict[str, Any] = answer.json()
+        return body
+
+    def write() -> httpx.Response:
+        return call(gw, world, "vectors/upsert", {"vectors": [{"id": "bill", "values": V}]})
+
+    def until(predicate: Any, seconds: float = 5) -> tuple[httpx.Response, float]:
+        start = time.monotonic()
+        while True:
+            answer = write()
+            if predicate(answer) or time.monotonic() - start > seconds:
+                return answer, time.monotonic() - start
+            time.sleep(0.02)
+
+    with django_db_blocker.unblock():
+        tenant = Tenant.objects.get(pk=Index.objects.unscoped().get(name=world.index).tenant_id)
+        with tenant_scope(tenant.id):
+            BillingAccount.objects.update_or_create(
+                tenant=tenant, defaults={"stripe_customer_id": customer}
+            )
+    now = int(time.time())
+    try:
+        failed = webhook("invoice.payment_failed", "in_e2e", "open", now)
+        assert failed["outcome"] == "invoice in_e2e failed: past_due"
+        assert until(lambda r: r.status_code == 200)[0].status_code == 200  # grace: all works
+        with django_db_blocker.unblock():
+            since = Tenant.objects.get(pk=tenant.pk).payment_state_since
+            assert since is not None
+            after_grace = since + timedelta(days=7, minutes=1)
+            step = payment.payment_states_advance(after_grace.isoformat())
+        assert step[PaymentState.PAYMENT_REQUIRED] == 1
+        refused, _ = until(lambda r: r.status_code == 402)
+        assert code_of(refused) == (402, "payment_required")
+        assert call(gw, world, "query", {"vector": V, "topK": 1}).status_code == 200
+        paid = webhook("invoice.paid", "in_e2e", "paid", now + 1)
+        assert "lifted payment_required" in paid["outcome"]
+        accepted, seconds = until(lambda r: r.status_code == 200)
+        assert accepted.status_code == 200 and seconds < 1.0, seconds
+    finally:
+        with django_db_blocker.unblock():
+            from tenants import services as tenant_services
+            from tenants.actors import Actor
+
+            tenant_services.tenant_set_payment_state(
+                actor=Actor.system(), tenant=Tenant.objects.get(pk=tenant.pk),
+                state=PaymentState.CURRENT,
+            )  # fmt: skip
+            with tenant_scope(tenant.id):
+                BillingAccount.objects.filter(tenant=tenant).delete()
