@@ -141,7 +141,9 @@ def _tenant_of(obj: dict[str, Any]) -> Tenant | None:
             tenant_id = uuid.UUID(str(metadata.get("tenant_id") or obj.get("client_reference_id")))
         except ValueError:
             return None
-    return Tenant.objects.select_for_update().select_related("plan").filter(pk=tenant_id).first()
+    # No join in the locking read: after waiting on a concurrent event's plan change, the
+    # re-check of a join with the old plan row would drop the tenant row.
+    return Tenant.objects.select_for_update().filter(pk=tenant_id).first()
 
 
 def dispatch(event: dict[str, Any]) -> tuple[Tenant | None, str]:
@@ -168,7 +170,8 @@ def _plan_of_subscription(sub: dict[str, Any]) -> Plan | None:
     lookup key `vp_<plan>_base`), else the plan our Checkout named in its metadata."""
     items = ((sub.get("items") or {}).get("data")) or []
     for item in items:
-        price = item.get("price") or {}
+        # `price` (today's API), else `plan` (older versions; Stripe still sends both).
+        price = item.get("price") or item.get("plan") or {}
         entry = (
             CatalogueEntry.objects.filter(kind="base_price", stripe_id=price.get("id") or "")
             .select_related("plan")
@@ -372,6 +375,8 @@ HANDLERS: dict[str, Handler] = {
     "customer.subscription.deleted": subscription_changed,
     "invoice.finalized": invoice_finalized,
     "invoice.paid": invoice_paid,
+    # Sent with `invoice.paid` for a collected payment (and alone by older integrations).
+    "invoice.payment_succeeded": invoice_paid,
     "invoice.payment_failed": invoice_payment_failed,
     "invoice.voided": invoice_voided,
     "customer.updated": customer_updated,
