@@ -77,7 +77,7 @@ function UsageThisPeriod({ slug }: { slug: string }) {
         <>
           <p className="hint">
             {formatDate(usage.period_start)} – {formatDate(usage.period_end)} ({usage.period_source === "subscription" ? "the subscription's period" : "the calendar month, UTC"}), up to{" "}
-            {formatDate(usage.as_of)}. The same hourly figures as the meters Stripe bills.
+            {formatDate(usage.as_of)}.{usage.billing_enabled ? " The same hourly figures the meters send to Stripe." : ""}
           </p>
           {usage.billing_enabled ? null : <p role="note">Billing is off on this platform: the usage is shown at the {usage.plan_name} plan&apos;s rates, and nothing is charged.</p>}
           <div className="table-wrap" tabIndex={0} role="region" aria-label="Usage per meter">
