@@ -17,6 +17,10 @@ What is metered, per tenant and hour:
 - dedicated cluster size-hours: from `ClusterEvent`, a cluster runs the size (and replicas) of
   its last `ready`/`updating` event until its next event, clipped to the hour, weighted by the
   size's units (`size_units`) and replicas.
+
+`usage_by_hour` is that computation over a range of hours; the console's "usage this period"
+(`billing.usage`) sums the same hourly values (`billed_value`), so what it shows is what the
+meter events carry.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from typing import Any
 
 import stripe
 from celery import shared_task
-from django.db.models import Sum
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from provisioning.models import ClusterEvent, StoredVectorsRecord, UsageRecord
@@ -68,12 +72,14 @@ def hour_floor(moment: datetime) -> datetime:
 
 # ---------------------------------------------------------------------------- usage per hour
 def cluster_size_hours(
-    events: list[tuple[Any, str, str, int, datetime]], hour: datetime
-) -> Decimal:
+    events: list[tuple[Any, str, str, int, datetime]], hour: datetime,
+    *, until: datetime | None = None,
+) -> Decimal:  # fmt: skip
     """Size-hours within [hour, hour + 1 h) from clusters' state histories: `events` are
     (cluster id, to_status, size, replicas, at), each cluster's latest before the hour and every
-    one within it."""
-    end = hour + HOUR
+    one within it (earlier or later ones add nothing). `until`: nothing counts after it (the
+    current hour so far); None: the whole hour."""
+    end = hour + HOUR if until is None else min(hour + HOUR, until)
     by_cluster: dict[Any, list[tuple[datetime, str, str, int]]] = {}
     for cluster_id, to_status, size, replicas, at in events:
         by_cluster.setdefault(cluster_id, []).append((at, to_status, size, replicas))
@@ -83,47 +89,82 @@ def cluster_size_hours(
         for i, (at, to_status, size, replicas) in enumerate(history):
             if to_status not in RUNNING or size not in CLUSTER_SIZES:
                 continue
-            until = history[i + 1][0] if i + 1 < len(history) else end
-            start, stop = max(at, hour), min(until, end)
+            until_next = history[i + 1][0] if i + 1 < len(history) else end
+            start, stop = max(at, hour), min(until_next, end)
             if stop > start:
                 seconds = Decimal((stop - start).total_seconds())
                 total += size_units(size) * max(replicas, 1) * seconds / 3600
     return total
 
 
-def hour_usage(*, tenant_id: uuid.UUID, hour: datetime) -> dict[str, Decimal]:
-    """The tenant's metered usage in the hour starting at `hour`, per meter."""
-    end = hour + HOUR
+def usage_by_hour(
+    *, tenant_id: uuid.UUID, start: datetime, end: datetime, until: datetime | None = None
+) -> dict[datetime, dict[str, Decimal]]:
+    """The tenant's metered usage per meter for every hour in [start, end) (floored to hours),
+    in a few queries: what the hourly meter events carry (`hour_usage`) and what the console's
+    "usage this period" sums (`billing.usage`), one computation for both. `until`: nothing
+    counts after it (the current hour so far: cluster size-hours stop there); None: `end`."""
+    start, end = hour_floor(start), hour_floor(end)
+    hours: dict[datetime, dict[str, Decimal]] = {}
+    moment = start
+    while moment < end:
+        hours[moment] = {meter: Decimal(0) for meter in Meter.values}
+        moment += HOUR
+    if not hours:
+        return hours
     with tenant_scope(tenant_id):
-        units = UsageRecord.objects.filter(hour__gte=hour, hour__lt=end).aggregate(
-            read=Sum("read_units"), write=Sum("write_units")
+        units = (
+            UsageRecord.objects.filter(hour__gte=start, hour__lt=end)
+            .order_by()
+            .values_list("hour")
+            .annotate(read=Sum("read_units"), write=Sum("write_units"))
         )
-        stored_bytes = sum(
-            vectors * dimension * BYTES_PER_DIMENSION
-            for vectors, dimension in StoredVectorsRecord.objects.filter(
-                hour__gte=hour, hour__lt=end
-            ).values_list("vectors", "dimension")
+        for hour, read, write in units:
+            usage = hours[hour_floor(hour)]
+            usage[Meter.READ_UNITS] += Decimal(read or 0)
+            usage[Meter.WRITE_UNITS] += Decimal(write or 0)
+        stored = (
+            StoredVectorsRecord.objects.filter(hour__gte=start, hour__lt=end)
+            .order_by()
+            .values_list("hour")
+            .annotate(size=Sum(F("vectors") * F("dimension")))
         )
+        for hour, size in stored:
+            stored_bytes = Decimal(size or 0) * BYTES_PER_DIMENSION
+            hours[hour_floor(hour)][Meter.STORAGE_GB_HOURS] += stored_bytes / Decimal(10**9)
         before = (
-            ClusterEvent.objects.filter(at__lt=hour)
+            ClusterEvent.objects.filter(at__lt=start)
             .order_by("cluster_id", "-at", "-id")
             .distinct("cluster_id")
             .values_list("cluster_id", "to_status", "size", "replicas", "at")
         )
-        within = ClusterEvent.objects.filter(at__gte=hour, at__lt=end).values_list(
-            "cluster_id", "to_status", "size", "replicas", "at"
+        within = (
+            ClusterEvent.objects.filter(at__gte=start, at__lt=end)
+            .order_by("at", "id")
+            .values_list("cluster_id", "to_status", "size", "replicas", "at")
         )
         events = [*before, *within]
-    return {
-        Meter.READ_UNITS: Decimal(units["read"] or 0),
-        Meter.WRITE_UNITS: Decimal(units["write"] or 0),
-        Meter.STORAGE_GB_HOURS: Decimal(stored_bytes) / Decimal(10**9),
-        Meter.CLUSTER_HOURS: cluster_size_hours(events, hour),
-    }
+    if events:
+        for hour, usage in hours.items():
+            usage[Meter.CLUSTER_HOURS] = cluster_size_hours(events, hour, until=until)
+    return hours
 
 
-def _quantized(value: Decimal) -> Decimal:
-    return value.quantize(Decimal("0.000001"))
+def hour_usage(*, tenant_id: uuid.UUID, hour: datetime) -> dict[str, Decimal]:
+    """The tenant's metered usage in the hour starting at `hour`, per meter."""
+    hour = hour_floor(hour)
+    return usage_by_hour(tenant_id=tenant_id, start=hour, end=hour + HOUR)[hour]
+
+
+def billed_value(raw: Decimal) -> Decimal:
+    """An hour's usage as its meter event carries it (6 places); 0 or less: no event."""
+    return raw.quantize(Decimal("0.000001"))
+
+
+def event_time(hour: datetime) -> datetime:
+    """When the meter event of the hour starting at `hour` happened for Stripe (the hour's end
+    - 1 s): Stripe bills it in the period that holds this moment."""
+    return hour + HOUR - timedelta(seconds=1)
 
 
 def meter_events_record_hour(*, hour: datetime) -> int:
@@ -136,7 +177,7 @@ def meter_events_record_hour(*, hour: datetime) -> int:
         usage = hour_usage(tenant_id=tenant_id, hour=hour)
         with tenant_scope(tenant_id):
             for meter, raw in usage.items():
-                value = _quantized(raw)
+                value = billed_value(raw)
                 if value <= 0:
                     continue
                 record, created = MeterEventRecord.objects.get_or_create(
@@ -166,7 +207,7 @@ def meter_event_params(record: MeterEventRecord, customer_id: str) -> dict[str, 
         "payload": {"stripe_customer_id": customer_id, "value": format(record.value.normalize(),
                                                                        "f")},
         "identifier": record.identifier,
-        "timestamp": int((record.hour + HOUR).timestamp()) - 1,
+        "timestamp": int(event_time(record.hour).timestamp()),
     }  # fmt: skip
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .apis import account, checkout, webhook
+from .apis import account, checkout, usage, webhook
 
 T = "tenants/<slug:tenant_slug>"
 
@@ -9,5 +9,6 @@ urlpatterns = [
     path(f"{T}/billing", account.BillingAccountApi.as_view(), name="billing"),
     path(f"{T}/billing/checkout", checkout.BillingCheckoutApi.as_view(), name="billing-checkout"),
     path(f"{T}/billing/portal", checkout.BillingPortalApi.as_view(), name="billing-portal"),
+    path(f"{T}/billing/usage", usage.BillingUsageApi.as_view(), name="billing-usage"),
     path(f"{T}/billing/invoices", checkout.BillingInvoicesApi.as_view(), name="billing-invoices"),
 ]

@@ -608,6 +608,7 @@ MANAGEMENT: list[Base] = [
                                 headers={"Stripe-Signature": "t=1,v1=00"})),
             "billing_disabled"),
     _m("billing_invoices", _tenant_get),
+    _m("billing_usage", _tenant_get),
     _m("pinecone_indexes_list", lambda w, u: Req(headers=w.key_auth())),
     _m("pinecone_indexes_create",
        lambda w, u: Req(body={"name": u, "dimension": 3, "metric": "cosine",

@@ -3,7 +3,8 @@ creates a tenant and an index, mints a key and copies it, upserts through the ga
 sees the vector count, queries in the playground as that key, and revokes the key, after which
 the playground's next call with it shows the gateway's refusal; a user of
 another tenant who opens the first tenant's URLs gets the not-found page, and no response the
-browser received carries the first tenant's data.
+browser received carries the first tenant's data. The Billing page shows the usage
+this period the gateway counted, with a chart per meter.
 
 Screenshots of the pages: `make screenshots` (VECTORPLANE_CONSOLE_SCREENSHOTS=1) writes them to
 docs/console/ (shown in docs/console.md); otherwise to the test's temporary folder."""
@@ -196,6 +197,18 @@ def test_the_query_playground_queries_the_gateway(
     expect(errors.get_by_role("cell", name=code, exact=True)).to_be_visible()
     expect(page.get_by_text(re.compile(r"This week: [\d,]+ requests"))).to_be_visible()
 
+    # The same usage, as billing counts it, on the Billing page: the write units of the upsert
+    # this period (billing is off on this platform: at the plan's rates), a chart per meter.
+    page.get_by_role("link", name="Billing").click()
+    expect(page.get_by_role("heading", name="Usage this period")).to_be_visible()
+    per_meter = page.get_by_role("region", name="Usage per meter")
+    written_units = per_meter.get_by_role("row", name=re.compile("^Write units"))
+    expect(written_units).to_contain_text(re.compile(r"[1-9][\d,]* write units"))
+    expect(per_meter.get_by_role("row", name=re.compile("^Total so far"))).to_be_visible()
+    expect(page.get_by_text(re.compile("Billing is off on this platform"))).to_be_visible()
+    expect(page.locator(".usage-charts .uplot")).to_have_count(4)
+    shot(page, "billing-usage")
+
 
 def test_another_tenants_pages_are_not_found_and_leak_nothing(
     browser: Browser, control_plane_server: Server, shot: Callable[[Page, str], Path]
@@ -296,6 +309,9 @@ def test_the_main_pages_have_no_serious_accessibility_violations(
             no_clusters = re.compile("does not include dedicated clusters")
             expect(page.get_by_text(no_clusters)).to_be_visible()
             results[f"Clusters@{width}"] = serious_violations(page)
+            page.get_by_role("link", name="Billing").click()
+            expect(page.get_by_role("region", name="Usage per meter")).to_be_visible()
+            results[f"Billing@{width}"] = serious_violations(page)
         finally:
             ctx.close()
     assert {page: found for page, found in results.items() if found} == {}

@@ -1,13 +1,16 @@
-import { useCallback, useState, type FormEvent } from "react";
+import { lazy, Suspense, useCallback, useMemo, useState, type FormEvent } from "react";
 import { api, call } from "../api/client";
 import { fieldErrors, type ApiError } from "../api/errors";
-import type { BillingAccount, Invoice, Plan } from "../api/types";
+import type { BillingAccount, BillingUsage, Invoice, MeterUsage, Plan } from "../api/types";
 import { ErrorMessage } from "../components/ErrorMessage";
 import { TextField } from "../components/Field";
 import { Loading } from "../components/Loading";
+import type { Series } from "../components/TimeChart";
 import { formatDate, formatNumber } from "../lib/format";
 import { asApiError, useAsync } from "../lib/useAsync";
 import { useTenant } from "./TenantLayout";
+
+const TimeChart = lazy(() => import("../components/TimeChart"));
 
 /** Cents as money in the billing currency: 2500 usd -> "$25.00". */
 export function formatMoney(cents: number, currency: string): string {
@@ -23,6 +26,117 @@ export function parseAmount(text: string): number | null {
   if (!/^\d{1,10}(?:\.\d{1,2})?$/.test(text.trim())) return null;
   const cents = Math.round(Number(text.trim()) * 100);
   return cents >= 1 ? cents : null;
+}
+
+/** A price per unit in cents (a decimal string) as people read it: per million units when a unit costs
+ * less than a hundredth of a cent ("$16.00 per million read units"), else per unit ("$0.05 per size-hour"). */
+export function formatRate(rateCents: string, unit: string, currency: string): string {
+  const cents = Number(rateCents);
+  const one = unit.replace(/s$/, "");
+  if (!(cents > 0)) return "not charged";
+  if (cents < 0.01) return `${formatMoney(cents * 1_000_000, currency)} per million ${unit}`;
+  try {
+    const money = new Intl.NumberFormat("en-US", { style: "currency", currency: currency.toUpperCase(), minimumFractionDigits: 2, maximumFractionDigits: 6 }).format(cents / 100);
+    return `${money} per ${one}`;
+  } catch {
+    return `${(cents / 100).toFixed(6)} ${currency.toUpperCase()} per ${one}`;
+  }
+}
+
+/** A decimal quantity ("12.333333") for a table cell: grouped, at most 3 decimals. */
+export function formatQuantity(quantity: string): string {
+  return new Intl.NumberFormat("en-US", { maximumFractionDigits: 3 }).format(Number(quantity));
+}
+
+const COLORS: Record<string, string> = { read_units: "#16a34a", write_units: "#dc2626", storage_gb_hours: "#0f766e", cluster_hours: "#7c3aed" };
+
+/** A meter's daily series as the chart's columns: x in Unix seconds (UTC midnights), the quantity per day. */
+export function dailySeries(meter: MeterUsage): { x: number[]; series: Series[] } {
+  return {
+    x: meter.daily.map((d) => Date.parse(`${d.day}T00:00:00Z`) / 1000),
+    series: [{ label: `${meter.name} (${meter.unit})`, values: meter.daily.map((d) => Number(d.quantity)), color: COLORS[meter.meter] ?? "#2563eb" }],
+  };
+}
+
+function MeterChart({ meter }: { meter: MeterUsage }) {
+  const { x, series } = useMemo(() => dailySeries(meter), [meter]);
+  return <TimeChart title={`${meter.name} per day`} x={x} series={series} height={140} />;
+}
+
+function UsageThisPeriod({ slug }: { slug: string }) {
+  const load = useCallback(() => call(api.GET("/api/v1/tenants/{tenant_slug}/billing/usage", { params: { path: { tenant_slug: slug } } })), [slug]);
+  const state = useAsync(load);
+  const usage: BillingUsage | undefined = state.data;
+  const money = (cents: string | number) => formatMoney(Number(cents), usage?.currency ?? "usd");
+  return (
+    <section className="card" aria-labelledby="usage-heading">
+      <h2 id="usage-heading">Usage this period</h2>
+      {state.status === "loading" ? <Loading what="the usage" /> : null}
+      <ErrorMessage error={state.error} title="Could not load the usage." />
+      {usage ? (
+        <>
+          <p className="hint">
+            {formatDate(usage.period_start)} – {formatDate(usage.period_end)} ({usage.period_source === "subscription" ? "the subscription's period" : "the calendar month, UTC"}), up to{" "}
+            {formatDate(usage.as_of)}.{usage.billing_enabled ? " The same hourly figures the meters send to Stripe." : ""}
+          </p>
+          {usage.billing_enabled ? null : <p role="note">Billing is off on this platform: the usage is shown at the {usage.plan_name} plan&apos;s rates, and nothing is charged.</p>}
+          <div className="table-wrap" tabIndex={0} role="region" aria-label="Usage per meter">
+            <table>
+              <caption className="visually-hidden">Usage this period per meter, with the plan&apos;s rate and the cost so far</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Meter</th>
+                  <th scope="col">Quantity</th>
+                  <th scope="col">Rate</th>
+                  <th scope="col">Cost so far</th>
+                </tr>
+              </thead>
+              <tbody>
+                {usage.meters.map((m) => (
+                  <tr key={m.meter}>
+                    <th scope="row">{m.name}</th>
+                    <td>
+                      {formatQuantity(m.quantity)} {m.unit}
+                    </td>
+                    <td>{formatRate(m.rate_cents, m.unit, usage.currency)}</td>
+                    <td>{money(m.cost_cents)}</td>
+                  </tr>
+                ))}
+              </tbody>
+              <tfoot>
+                <tr>
+                  <th scope="row" colSpan={3}>
+                    Base price ({usage.plan_name}, monthly)
+                  </th>
+                  <td>{money(usage.base_price_cents)}</td>
+                </tr>
+                <tr>
+                  <th scope="row" colSpan={3}>
+                    Total so far
+                  </th>
+                  <td>
+                    <strong>{money(usage.total_cents)}</strong>
+                  </td>
+                </tr>
+              </tfoot>
+            </table>
+          </div>
+          <p className="hint">Stripe rounds each invoice line to a whole cent; taxes and credits, if any, show on the invoice.</p>
+          {usage.meters[0]?.daily.length ? (
+            <div className="usage-charts">
+              <Suspense fallback={<Loading what="the charts" />}>
+                {usage.meters.map((m) => (
+                  <MeterChart key={m.meter} meter={m} />
+                ))}
+              </Suspense>
+            </div>
+          ) : (
+            <p className="empty">The period has just begun: no usage yet.</p>
+          )}
+        </>
+      ) : null}
+    </section>
+  );
 }
 
 const unix = (seconds: number) => (seconds ? new Date(seconds * 1000).toISOString() : null);
@@ -261,6 +375,7 @@ export function BillingPage() {
           </>
         ) : null}
       </section>
+      <UsageThisPeriod slug={slug} />
       {account.enabled && admin ? (
         <>
           <PlanChoice slug={slug} account={account} plans={plans} />
