@@ -174,6 +174,21 @@ def postgres_url() -> str:
 
 
 @pytest.fixture(autouse=True)
+def _plans_seeded_for_transactional_tests(request: pytest.FixtureRequest) -> None:
+    """A transactional test's flush truncates every table, the plans the migrations seeded
+    included: put them back before each transactional test (any order of tests then works)."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = "transactional_db" in request.fixturenames or bool(
+        marker is not None and marker.kwargs.get("transaction")
+    )
+    if transactional:
+        request.getfixturevalue("transactional_db")
+        from gateway.tests.conftest import ensure_plans
+
+        ensure_plans()
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings: Any) -> None:
     """PBKDF2 with Django's default iterations costs ~0.3 s per user; tests need no strength."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

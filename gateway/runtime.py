@@ -19,7 +19,7 @@ from vectorplane import config, crypto
 from vectorplane.contract import hosts
 
 from .backends import VectorStore
-from .backends.pgvector import PgvectorStore
+from .backends.pgvector import EXACT_SCAN_ROWS, PgvectorStore
 from .backends.qdrant import QdrantStore
 from .errors import GatewayError, not_found_index
 from .metering import Meter
@@ -41,7 +41,8 @@ class Gateway:
     def __init__(self, *, control_url: str, data_url: str, pepper: str) -> None:
         self.registry = Registry(control_url)
         self.store = PgvectorStore(
-            data_url, exact_scan_rows=config.env_int("VECTORPLANE_EXACT_SCAN_ROWS", 0)
+            data_url,
+            exact_scan_rows=config.env_int("VECTORPLANE_EXACT_SCAN_ROWS", EXACT_SCAN_ROWS),
         )
         self.meter = Meter(
             self.registry.pool, interval=float(config.env_int("VECTORPLANE_USAGE_FLUSH_SECONDS", 5))

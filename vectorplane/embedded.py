@@ -491,7 +491,8 @@ class EmbeddedPostgres:
             verb = sql.SQL("ALTER" if exists else "CREATE")
             # Re-set the password every start: the secrets folder may have been regenerated.
             conn.execute(
-                sql.SQL("{} ROLE {} WITH LOGIN CREATEDB PASSWORD {}").format(
+                # CREATEROLE: the shared tier's per-tenant roles (provisioning/storage).
+                sql.SQL("{} ROLE {} WITH LOGIN CREATEDB CREATEROLE PASSWORD {}").format(
                     verb, role, sql.Literal(self.password)
                 )
             )

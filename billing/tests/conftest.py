@@ -161,10 +161,3 @@ def webhook_env(monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.delenv("STRIPE_API_BASE", raising=False)
     return WEBHOOK_SECRET
 
-
-@pytest.fixture
-def seeded_plans(transactional_db: Any) -> None:
-    """For a transactional test: the seeded plans, which an earlier one's flush truncated."""
-    from gateway.tests.conftest import ensure_plans
-
-    ensure_plans()

@@ -202,7 +202,7 @@ metering.meter_event_send(record_id=int(os.environ["RECORD_ID"]),
 
 @pytest.mark.django_db(transaction=True)
 def test_a_send_killed_after_stripes_answer_is_resent_with_the_same_identifier(
-    seeded_plans: None, tenant: Tenant, stripe_env: LocalStripe, stripe_requests: Recorder,
+    tenant: Tenant, stripe_env: LocalStripe, stripe_requests: Recorder,
     tmp_path: Path,
 ) -> None:
     import os

@@ -47,7 +47,7 @@ def _card(client: stripe.StripeClient, customer: str, number: str) -> str:
 
 
 def test_localstripe_webhooks_drive_the_plan_and_the_payment_state(
-    seeded_plans: None, tenant: Tenant, stripe_env: LocalStripe, live_server: Any
+    tenant: Tenant, stripe_env: LocalStripe, live_server: Any
 ) -> None:
     registered = httpx.post(
         f"{stripe_env.url}/_config/webhooks/vectorplane",

@@ -172,7 +172,7 @@ def test_a_redelivered_event_is_acknowledged_and_ignored(
 
 @pytest.mark.django_db(transaction=True)
 def test_the_same_event_delivered_twice_at_once_is_processed_once(
-    seeded_plans: None, customer: BillingAccount, tenant: Tenant
+    customer: BillingAccount, tenant: Tenant
 ) -> None:
     event = stripe_event("invoice.payment_failed", _invoice("in_race"), created=NOW)
     payload = json.dumps(event)

@@ -1,7 +1,8 @@
 """The shared pgvector tier as the gateway sees it: every statement runs in a transaction that
-first sets `app.tenant_id` (row-level security) and the HNSW search settings, as a role that owns
-nothing. Table and column names come from the registry (control plane), never from requests;
-every value is a parameter."""
+first takes the tenant's role (`SET LOCAL ROLE`: the only rights on its tables; the gateway's
+login role owns nothing and may use no table itself) and sets `app.tenant_id` (row-level
+security) and the HNSW search settings. Table and column names come from the registry (control
+plane), never from requests; every value is a parameter."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from vectorplane import pgerrors
 from vectorplane.contract.filters import EMPTY, Filter
-from vectorplane.contract.storage import SPARSE_DIMENSIONS
+from vectorplane.contract.storage import SPARSE_DIMENSIONS, tenant_role_name
 
 from . import (
     BackendUnavailable,
@@ -34,6 +35,11 @@ from . import (
     reported,
 )
 from .pgvector_filters import Compiled, sql_of
+
+# The default bound of the filtered-query planner (VECTORPLANE_EXACT_SCAN_ROWS).
+EXACT_SCAN_ROWS = 10_000
+
+_role_of = functools.lru_cache(maxsize=65536)(tenant_role_name)
 
 # Distance operator per metric, and how a distance becomes Pinecone's score.
 _OPERATOR = {"cosine": "<=>", "euclidean": "<->", "dotproduct": "<#>"}
@@ -107,16 +113,66 @@ def _translated(
     return wrapper
 
 
+def dense_statement(
+    index: IndexRef, where: Compiled, extra_cols: sql.Composable, *, bound: int
+) -> sql.Composed:
+    """The dense search, one statement.
+
+    Unfiltered (or `bound` 0): the HNSW index's `limit` nearest. Filtered, the planner for
+    filtered queries, as Qdrant's cardinality estimate does it: a bounded count of the
+    filter's matches (`m`: at most `bound`, through the metadata GIN index where the filter
+    allows) decides, inside PostgreSQL, between two branches gated by one-time filters — only
+    one runs. Fewer matches than `bound`: every match ranked exactly (`e`: recall 1.0, and
+    faster than a graph walk that must skip nearly everything). Otherwise: the HNSW index with
+    an iterative (relaxed-order) scan (`a`), which finds `limit` matches of a broad filter
+    quickly. MATERIALIZED + a final ORDER BY: a relaxed-order scan may return its candidates
+    slightly out of order."""
+    op = sql.SQL(_OPERATOR[index.metric])
+    cast = sql.SQL(index.vector_type)
+    table = sql.Identifier(index.schema_name, index.table_name)
+    select = sql.SQL(
+        "SELECT id, metadata, embedding {op} %s::{cast} AS d{extra} FROM {table}"
+    ).format(op=op, cast=cast, extra=extra_cols, table=table)
+    if not bound:
+        return sql.SQL(
+            "WITH c AS MATERIALIZED ({select} WHERE namespace = %s AND {where} "
+            "ORDER BY embedding {op} %s::{cast} LIMIT %s) SELECT * FROM c ORDER BY d"
+        ).format(select=select, where=where.sql, op=op, cast=cast)
+    return sql.SQL(
+        "WITH m AS MATERIALIZED (SELECT count(*) AS n FROM (SELECT 1 FROM {table} "
+        "WHERE namespace = %s AND {where} LIMIT %s) s), "
+        "e AS MATERIALIZED (SELECT * FROM ({select} WHERE namespace = %s AND {where} OFFSET 0) x "
+        "WHERE (SELECT n FROM m) < %s ORDER BY d LIMIT %s), "
+        "a AS MATERIALIZED ({select} WHERE (SELECT n FROM m) >= %s AND namespace = %s "
+        "AND {where} ORDER BY embedding {op} %s::{cast} LIMIT %s) "
+        "SELECT * FROM e UNION ALL SELECT * FROM a ORDER BY d"
+    ).format(table=table, where=where.sql, select=select, op=op, cast=cast)
+
+
+def dense_params(
+    qtext: str, namespace: str, where: Compiled, limit: int, *, bound: int
+) -> list[Any]:
+    """The parameters of `dense_statement`, in its placeholders' order."""
+    w = list(where.params)
+    if not bound:
+        return [qtext, namespace, *w, qtext, limit]
+    return [
+        namespace, *w, bound,  # m
+        qtext, namespace, *w, bound, limit,  # e
+        qtext, bound, namespace, *w, qtext, limit,  # a
+    ]  # fmt: skip
+
+
 class PgvectorStore:
     """A `VectorStore` over one pgvector database (the shared tier, or a dedicated cluster's),
     connected as the gateway's role, under row-level security."""
 
     def __init__(
-        self, url: str, *, min_size: int = 2, max_size: int = 16, exact_scan_rows: int = 0
-    ) -> None:
-        # Filtered queries matching fewer rows than this are ranked exactly (see query()).
-        # Off (0) by default: on GloVe 400k with a 1% filter it gave recall 1.0 but p50 1.1 s
-        # against ~50 ms for the iterative HNSW scan (recall 0.95) — see docs/BENCHMARKS.md.
+        self, url: str, *, min_size: int = 2, max_size: int = 16,
+        exact_scan_rows: int = EXACT_SCAN_ROWS,
+    ) -> None:  # fmt: skip
+        # Filtered queries matching fewer rows than this are ranked exactly, more through the
+        # HNSW index with an iterative scan (`dense_statement`); 0: always the HNSW index.
         self.exact_scan_rows = exact_scan_rows
         self.pool = AsyncConnectionPool(
             url,
@@ -140,13 +196,19 @@ class PgvectorStore:
     @staticmethod
     async def _enter(conn: AsyncConnection[Any], tenant_id: uuid.UUID, ef: int | None = None,
                      iterative: bool = False) -> None:  # fmt: skip
+        """Act as the tenant for this transaction: its role (the only one with rights on its
+        tables) and `app.tenant_id` (the row-level policies), and the HNSW settings."""
+        role = _role_of(tenant_id)
         if ef is None:
-            await conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant_id),))
+            await conn.execute(
+                "SELECT set_config('role', %s, true), set_config('app.tenant_id', %s, true)",
+                (role, str(tenant_id)),
+            )
             return
         await conn.execute(
-            "SELECT set_config('app.tenant_id', %s, true), set_config('hnsw.ef_search', %s, true),"
-            " set_config('hnsw.iterative_scan', %s, true)",
-            (str(tenant_id), str(ef), "relaxed_order" if iterative else "off"),
+            "SELECT set_config('role', %s, true), set_config('app.tenant_id', %s, true), "
+            "set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', %s, true)",
+            (role, str(tenant_id), str(ef), "relaxed_order" if iterative else "off"),
         )
 
     @staticmethod
@@ -487,39 +549,19 @@ class PgvectorStore:
         extra_cols: sql.Composable,
     ) -> list[Any]:  # fmt: skip
         """(id, metadata, distance, values text, sparse text) of the `limit` nearest."""
-        op = sql.SQL(_OPERATOR[index.metric])
-        cast = sql.SQL(index.vector_type)
         filtered = not where.is_true
         ef = max(ef_search, limit) if limit <= 1000 else 1000
-        dense = sql.SQL(
-            "SELECT id, metadata, embedding {op} %s::{cast} AS d{extra} FROM {table} "
-            "WHERE namespace = %s AND {where} ORDER BY embedding {op} %s::{cast} LIMIT %s"
-        ).format(op=op, cast=cast, extra=extra_cols, table=self.table(index), where=where.sql)
         qtext = vector_text(vector)
-        params: list[Any] = [qtext, namespace, *where.params, qtext, limit]
-        exact = False
-        if filtered and self.exact_scan_rows > 0:
-            # A selective filter is answered exactly: count the matches (up to a bound,
-            # through the metadata GIN index where the filter allows) and, when few, rank
-            # them all instead of walking the HNSW graph for them (recall 1.0, and faster
-            # than an iterative scan that must skip ~99% of what it visits).
-            await self._enter(conn, index.tenant_id)
-            probe = sql.SQL(
-                "SELECT count(*) FROM (SELECT 1 FROM {} WHERE namespace = %s AND {} LIMIT %s) s"
-            ).format(self.table(index), where.sql)
-            row = await (
-                await conn.execute(probe, [namespace, *where.params, self.exact_scan_rows])
-            ).fetchone()
-            exact = row is not None and int(row[0]) < self.exact_scan_rows
-            await conn.rollback()
-        # MATERIALIZED + re-sort: with iterative (relaxed-order) scans the index may return
-        # candidates slightly out of order.
-        query = sql.SQL("WITH c AS MATERIALIZED ({}) SELECT * FROM c ORDER BY d").format(dense)
+        bound = self.exact_scan_rows if filtered else 0
+        query = dense_statement(index, where, extra_cols, bound=bound)
+        params = dense_params(qtext, namespace, where, limit, bound=bound)
         # One round trip: the settings and the search go out together (pipeline mode).
         async with conn.pipeline():
-            await self._enter(conn, index.tenant_id, ef=ef, iterative=filtered and not exact)
-            if exact:
-                await conn.execute("SELECT set_config('enable_indexscan', 'off', true)")
+            await self._enter(conn, index.tenant_id, ef=ef, iterative=filtered)
+            if bound:
+                # The exact branch ranks the matches the metadata index finds: never a
+                # sequential scan for want of a better estimate of a filter known to be narrow.
+                await conn.execute("SELECT set_config('enable_seqscan', 'off', true)")
             cursor = await conn.execute(query, params)
         return await cursor.fetchall()
 

@@ -23,7 +23,7 @@ import pytest
 from starlette.applications import Starlette
 
 from gateway.app import create_app
-from gateway.tests.conftest import Platform, ensure_plans, gateway_control_url, unique
+from gateway.tests.conftest import Platform, cosine, ensure_plans, gateway_control_url, unique
 from gateway.tests.conftest import _control_db_name as control_db_name
 from tenants.tests.factories import UserFactory
 from vectorplane import config
@@ -492,3 +492,48 @@ def test_billing_end_to_end_failed_payment_grace_402_then_paid_within_a_second(
             )  # fmt: skip
             with tenant_scope(tenant.id):
                 BillingAccount.objects.filter(tenant=tenant).delete()
+
+
+@pytest.mark.parametrize("bound", [1, 10_000])
+def test_the_filtered_query_planner_answers_the_same_on_both_branches(
+    world: World, gw: InProcess, bound: int
+) -> None:
+    """`VECTORPLANE_EXACT_SCAN_ROWS` (the planner's bound): 1 sends every filtered query to the
+    HNSW branch (iterative scan), 10,000 these to the exact branch. Both answer topK matching
+    records, best first; the exact branch answers exactly the brute-force top k."""
+    import random
+
+    rng = random.Random(11)
+    vectors = {f"pl{i:03d}": [rng.gauss(0, 1) for _ in range(3)] for i in range(600)}
+    for start in (0, 300):
+        batch = list(vectors.items())[start : start + 300]
+        answer = call(gw, world, "vectors/upsert", {"namespace": "planner", "vectors": [
+            {"id": i, "values": v, "metadata": {"bucket": int(i[2:]) % 50}} for i, v in batch
+        ]})  # fmt: skip
+        assert answer.status_code == 200, answer.text
+    planned = InProcess(make_app(VECTORPLANE_EXACT_SCAN_ROWS=str(bound)))
+    try:
+        q = [0.3, -0.7, 0.2]
+        matching = [i for i in vectors if int(i[2:]) % 50 == 7]
+        exact = sorted(matching, key=lambda i: -cosine(q, vectors[i]))
+        for flt in ({"bucket": 7}, {"bucket": {"$in": [7]}}, {"bucket": {"$gte": 7, "$lt": 8}}):
+            answer = call(planned, world, "query", {"namespace": "planner", "vector": q,
+                                                    "topK": 5, "filter": flt})  # fmt: skip
+            assert answer.status_code == 200, answer.text
+            ids = [m["id"] for m in answer.json()["matches"]]
+            scores = [m["score"] for m in answer.json()["matches"]]
+            assert len(ids) == 5 and set(ids) <= set(matching), (flt, ids)
+            assert scores == sorted(scores, reverse=True)
+            if bound > len(matching):
+                assert ids == exact[:5], flt
+            every = call(planned, world, "query", {"namespace": "planner", "vector": q,
+                                                   "topK": 100, "filter": flt})  # fmt: skip
+            assert sorted(m["id"] for m in every.json()["matches"]) == sorted(matching)
+        # No match at all, and the unfiltered query, on the same app.
+        none = call(planned, world, "query", {"namespace": "planner", "vector": q, "topK": 5,
+                                              "filter": {"bucket": 999}})  # fmt: skip
+        assert none.json()["matches"] == []
+        plain = call(planned, world, "query", {"namespace": "planner", "vector": q, "topK": 3})
+        assert len(plain.json()["matches"]) == 3
+    finally:
+        planned.close()

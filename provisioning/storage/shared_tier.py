@@ -3,11 +3,20 @@
 Layout (one PostgreSQL database, `VECTORPLANE_DATA_DATABASE_URL`):
 - one schema per tenant, `t_<tenant id hex>`; one table per index, `i_<index id hex>`, so a
   tenant's query cost does not grow with other tenants' data;
-- every table carries `tenant_id` under ENABLE + FORCE ROW LEVEL SECURITY with a policy that
-  compares it to `current_setting('app.tenant_id', true)` for reads and writes;
-- the gateway's role (`vp_gateway`) owns nothing, is neither superuser nor BYPASSRLS, is granted
-  DML on these tables only, and sets `app.tenant_id` per transaction. A routing bug then
-  returns nothing, never another tenant's rows;
+- **privilege** is the first wall: each tenant has a NOLOGIN role (`vp_t_<tenant id hex>`,
+  `vectorplane.contract.storage.tenant_role_name`) granted USAGE on its schema and DML on its
+  tables, nothing else. The gateway's login role (`vp_gateway`) owns nothing, is neither
+  superuser nor BYPASSRLS, has no right on any index table itself, and is a member of each
+  tenant role `WITH INHERIT FALSE, SET TRUE`: it reaches a tenant's tables only after
+  `SET LOCAL ROLE` to that tenant for the transaction, never by inheritance. A routing bug
+  that sets the wrong tenant is `permission denied` on the table, never another tenant's rows;
+- **row-level security** is the second: every table carries `tenant_id` (a CHECK pins it to
+  the table's tenant) under ENABLE + FORCE ROW LEVEL SECURITY with the `tenant_isolation`
+  policy comparing it to `current_setting('app.tenant_id', true)` — for every role but the
+  tenant's own, which has `tenant_access` (`USING (true)`: its table holds only its rows). That
+  policy is what lets PostgreSQL use the metadata GIN index for filters: under a row-level
+  qualification, a non-LEAKPROOF operator such as `jsonb @>` may not be used as an index
+  condition (it would see rows before the policy), so filtered queries were sequential scans;
 - `public.namespace_stats` counts vectors per (index, namespace) for `describe_index_stats`
   and the per-tenant vector quota, updated in the same transaction as each write.
 
@@ -23,7 +32,12 @@ import psycopg
 from psycopg import sql
 
 from vectorplane import config
-from vectorplane.contract.storage import SPARSE_DIMENSIONS, schema_name, table_name
+from vectorplane.contract.storage import (
+    SPARSE_DIMENSIONS,
+    schema_name,
+    table_name,
+    tenant_role_name,
+)
 
 TENANT_POLICY = "tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid"
 
@@ -94,16 +108,53 @@ def ensure_base(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     )
 
 
+def ensure_tenant_role(conn: psycopg.Connection[tuple[object, ...]], tenant_id: uuid.UUID) -> None:
+    """The tenant's role, and the gateway's right to `SET ROLE` to it without inheriting its
+    rights (idempotent; concurrent callers serialise on an advisory lock). Needs CREATEROLE
+    (PostgreSQL 16+: the creator administers the roles it makes) or a superuser."""
+    name = tenant_role_name(tenant_id)
+    role, gateway = sql.Identifier(name), sql.Identifier(gateway_role())
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
+    if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone():
+        conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN NOINHERIT").format(role))
+    if conn.info.server_version >= 160000:
+        conn.execute(sql.SQL("GRANT {} TO {} WITH INHERIT FALSE, SET TRUE").format(role, gateway))
+    else:  # before 16 membership options are the member's: the gateway role must be NOINHERIT
+        conn.execute(sql.SQL("GRANT {} TO {}").format(role, gateway))
+    conn.execute(
+        sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON public.namespace_stats TO {}").format(role)
+    )
+
+
+def tenant_access_apply(
+    conn: psycopg.Connection[tuple[object, ...]], tenant_id: uuid.UUID, index_id: uuid.UUID
+) -> None:
+    """The rights and policies of an index table (idempotent; also upgrades a table made before
+    tenant roles existed): the tenant's role may use it, the gateway's own role may not."""
+    schema = sql.Identifier(schema_name(tenant_id))
+    table = sql.Identifier(schema_name(tenant_id), table_name(index_id))
+    role, gateway = sql.Identifier(tenant_role_name(tenant_id)), sql.Identifier(gateway_role())
+    ensure_tenant_role(conn, tenant_id)
+    conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, role))
+    conn.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(schema, gateway))
+    conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(table, role))
+    conn.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(table, gateway))
+    conn.execute(sql.SQL("DROP POLICY IF EXISTS tenant_access ON {}").format(table))
+    conn.execute(
+        sql.SQL("CREATE POLICY tenant_access ON {} TO {} USING (true) WITH CHECK (true)").format(
+            table, role
+        )
+    )
+
+
 def create_index_table(conn: psycopg.Connection[tuple[object, ...]], spec: IndexSpec) -> None:
     """Create the index's table, indexes, policy and grants (one transaction, idempotent)."""
     schema = sql.Identifier(schema_name(spec.tenant_id))
     table = sql.Identifier(schema_name(spec.tenant_id), table_name(spec.index_id))
-    role = sql.Identifier(gateway_role())
     vector_sql = sql.SQL("{}({})").format(sql.SQL(spec.vector_type), sql.Literal(spec.dimension))
     opclass = sql.SQL(_OPCLASS[(spec.vector_type, spec.metric)])
     ensure_base(conn)
     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
-    conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, role))
     text_columns = sql.SQL(
         ", text text, "
         "tsv tsvector GENERATED ALWAYS AS (to_tsvector('english', coalesce(text, ''))) STORED"
@@ -166,7 +217,7 @@ def create_index_table(conn: psycopg.Connection[tuple[object, ...]], spec: Index
             table, p=sql.SQL(TENANT_POLICY)
         )
     )
-    conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(table, role))
+    tenant_access_apply(conn, spec.tenant_id, spec.index_id)
 
 
 def drop_index_table(

@@ -25,6 +25,7 @@ from tenants.models import Membership, Plan, Role, Tenant
 from tenants.scoping import tenant_scope
 from tenants.tests.factories import UserFactory, add_member
 from vectorplane import config, crypto
+from vectorplane.contract.storage import tenant_role_name
 
 pytestmark = pytest.mark.django_db
 
@@ -88,13 +89,17 @@ def test_pgvector_cluster_lifecycle(
             "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
         ).fetchone()
         assert role == (False, False)
-        # As the gateway role without app.tenant_id, RLS shows nothing and refuses writes.
+        # The gateway's own role has no right on the table; the tenant's role, which it may
+        # take for a transaction, has.
         table = f'"{index.schema_name}"."{index.table_name}"'
+        for statement in (f"SELECT count(*) FROM {table}",  # noqa: S608
+                          f"INSERT INTO {table} (id, embedding) VALUES ('a', '[1,2,3,4]')"):  # noqa: S608
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+            conn.rollback()
+        conn.execute("SELECT set_config('role', %s, true)", (tenant_role_name(pro.id),))
         assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)  # noqa: S608
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute(
-                f"INSERT INTO {table} (id, embedding) VALUES ('a', '[1,2,3,4]')"  # noqa: S608
-            )
+        conn.rollback()
     # The shared tier's database has no such table.
     with psycopg.connect(config.data_database_url()) as conn:
         assert conn.execute("SELECT to_regclass(%s)", (f"{index.schema_name}.{index.table_name}",)

@@ -1,9 +1,11 @@
-"""The shared pgvector tier: index tables under FORCE ROW LEVEL SECURITY, proven below any
-application code by connecting as the gateway's own role."""
+"""The shared pgvector tier's two walls, proven below any application code by connecting as
+the gateway's own login role: privilege (only a tenant's role, which the gateway may SET but
+never inherits, has rights on that tenant's tables) and FORCE ROW LEVEL SECURITY."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import psycopg
@@ -16,6 +18,7 @@ from provisioning.storage import shared_tier
 from tenants.actors import Actor
 from tenants.models import Tenant
 from vectorplane import config
+from vectorplane.contract.storage import tenant_role_name
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +32,6 @@ def _table(index: Index) -> sql.Composable:
 
 
 def _insert(conn: psycopg.Connection[Any], index: Index, tenant_id: str, rid: str) -> None:
-    conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))
     conn.execute(
         sql.SQL("INSERT INTO {} (id, embedding, metadata) VALUES (%s, %s, %s)").format(
             _table(index)
@@ -48,7 +50,15 @@ def two_indexes(owner: Any, tenant: Tenant, other_tenant: Tenant) -> tuple[Index
     return mine, theirs
 
 
-def test_gateway_role_cannot_bypass_rls() -> None:
+def _as(conn: psycopg.Connection[Any], tenant: Tenant | None, acting_for: str) -> None:
+    """What the gateway does per transaction: the tenant's role (None: its own login role),
+    and `app.tenant_id`."""
+    if tenant is not None:
+        conn.execute("SELECT set_config('role', %s, true)", (tenant_role_name(tenant.id),))
+    conn.execute("SELECT set_config('app.tenant_id', %s, true)", (acting_for,))
+
+
+def test_gateway_role_cannot_bypass_rls_and_inherits_no_tenant() -> None:
     with _gateway() as conn:
         row = conn.execute(
             "SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb FROM pg_roles "
@@ -58,11 +68,16 @@ def test_gateway_role_cannot_bypass_rls() -> None:
             "SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner "
             "WHERE r.rolname = current_user"
         ).fetchone()
+        inherited = conn.execute(
+            "SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member "
+            "WHERE r.rolname = current_user AND m.inherit_option"
+        ).fetchone()
     assert row == (False, False, False, False)
     assert owned == (0,)
+    assert inherited == (0,)
 
 
-def test_table_has_forced_rls_and_policy(two_indexes: tuple[Index, Index]) -> None:
+def test_table_has_forced_rls_and_both_policies(two_indexes: tuple[Index, Index]) -> None:
     mine, _ = two_indexes
     with shared_tier.connect() as conn:
         flags = conn.execute(
@@ -71,7 +86,13 @@ def test_table_has_forced_rls_and_policy(two_indexes: tuple[Index, Index]) -> No
             (mine.schema_name, mine.table_name),
         ).fetchone()
         policies = conn.execute(
-            "SELECT policyname, cmd FROM pg_policies WHERE schemaname = %s AND tablename = %s",
+            "SELECT policyname, cmd, roles::text[] FROM pg_policies "
+            "WHERE schemaname = %s AND tablename = %s ORDER BY policyname",
+            (mine.schema_name, mine.table_name),
+        ).fetchall()
+        grantees = conn.execute(
+            "SELECT DISTINCT grantee FROM information_schema.role_table_grants "
+            "WHERE table_schema = %s AND table_name = %s",
             (mine.schema_name, mine.table_name),
         ).fetchall()
         hnsw = conn.execute(
@@ -80,44 +101,67 @@ def test_table_has_forced_rls_and_policy(two_indexes: tuple[Index, Index]) -> No
             (mine.schema_name, mine.table_name),
         ).fetchone()
     assert flags == (True, True)
-    assert policies == [("tenant_isolation", "ALL")]
+    assert policies == [
+        ("tenant_access", "ALL", [tenant_role_name(mine.tenant_id)]),
+        ("tenant_isolation", "ALL", ["public"]),
+    ]
+    # The owner and the tenant's role; never the gateway's login role.
+    assert {g[0] for g in grantees} == {config.EMBEDDED_DB_USER, tenant_role_name(mine.tenant_id)}
     assert hnsw is not None and "vector_cosine_ops" in str(hnsw[0])
 
 
-def test_gateway_role_sees_nothing_of_another_tenant_even_in_its_table(
+def test_the_gateway_role_alone_reaches_no_table(
+    two_indexes: tuple[Index, Index], tenant: Tenant
+) -> None:
+    mine, theirs = two_indexes
+    with _gateway() as conn:
+        for index in (mine, theirs):
+            _as(conn, None, str(tenant.id))
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(sql.SQL("SELECT id FROM {}").format(_table(index)))
+            conn.rollback()
+
+
+def test_a_tenants_role_reaches_its_tables_only(
     two_indexes: tuple[Index, Index], tenant: Tenant, other_tenant: Tenant
 ) -> None:
     mine, theirs = two_indexes
     with _gateway() as conn:
+        _as(conn, tenant, str(tenant.id))
         _insert(conn, mine, str(tenant.id), "a")
         conn.commit()
+        _as(conn, other_tenant, str(other_tenant.id))
         _insert(conn, theirs, str(other_tenant.id), "b")
         conn.commit()
-        # Acting as `tenant`, but querying the other tenant's table directly: nothing.
-        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant.id),))
-        assert conn.execute(sql.SQL("SELECT id FROM {}").format(_table(theirs))).fetchall() == []
+        _as(conn, tenant, str(tenant.id))
         assert conn.execute(sql.SQL("SELECT id FROM {}").format(_table(mine))).fetchall() == [
             ("a",)
         ]
-        # Updates and deletes of the other tenant's rows touch nothing.
-        updated = conn.execute(
-            sql.SQL("UPDATE {} SET metadata = '{{}}'").format(_table(theirs))
-        ).rowcount
-        deleted = conn.execute(sql.SQL("DELETE FROM {}").format(_table(theirs))).rowcount
-        assert (updated, deleted) == (0, 0)
-        conn.rollback()
-        # No tenant set at all: nothing either.
-        assert conn.execute(sql.SQL("SELECT id FROM {}").format(_table(mine))).fetchall() == []
-        conn.rollback()
+        conn.commit()
+        # The other tenant's table: no right to read, update, delete or insert, whatever
+        # `app.tenant_id` says (a routing bug sets the wrong one).
+        for acting_for in (str(tenant.id), str(other_tenant.id)):
+            for statement in (
+                sql.SQL("SELECT id FROM {}").format(_table(theirs)),
+                sql.SQL("UPDATE {} SET metadata = '{{}}'").format(_table(theirs)),
+                sql.SQL("DELETE FROM {}").format(_table(theirs)),
+                sql.SQL("INSERT INTO {} (id, embedding) VALUES ('x', '[1,0,0]')").format(
+                    _table(theirs)
+                ),
+            ):
+                _as(conn, tenant, acting_for)
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(statement)
+                conn.rollback()
 
 
-def test_gateway_role_cannot_write_rows_for_another_tenant(
+def test_rows_of_another_tenant_never_enter_a_tenants_table(
     two_indexes: tuple[Index, Index], tenant: Tenant, other_tenant: Tenant
 ) -> None:
-    mine, theirs = two_indexes
+    mine, _ = two_indexes
     with _gateway() as conn:
-        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant.id),))
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        _as(conn, tenant, str(tenant.id))
+        with pytest.raises(psycopg.errors.CheckViolation):
             conn.execute(
                 sql.SQL(
                     "INSERT INTO {} (id, embedding, tenant_id) VALUES ('x', '[1,0,0]', %s)"
@@ -125,23 +169,58 @@ def test_gateway_role_cannot_write_rows_for_another_tenant(
                 (str(other_tenant.id),),
             )
         conn.rollback()
-        # Into the other tenant's table, as myself: the table's CHECK refuses it.
+        # The tenant's role with the other tenant's id (a routing bug): the default tenant_id
+        # is the other tenant's, which the table's CHECK refuses.
         with pytest.raises(psycopg.errors.CheckViolation):
-            _insert(conn, theirs, str(tenant.id), "y")
+            _as(conn, tenant, str(other_tenant.id))
+            _insert(conn, mine, str(other_tenant.id), "y")
         conn.rollback()
 
 
-def test_gateway_role_cannot_run_ddl(two_indexes: tuple[Index, Index], tenant: Tenant) -> None:
+def test_the_gateway_cannot_become_a_role_it_was_not_given(tenant: Tenant) -> None:
+    with _gateway() as conn:
+        for role in (config.EMBEDDED_DB_USER, "postgres", tenant_role_name(uuid.uuid4())):
+            with pytest.raises(psycopg.errors.DatabaseError):
+                conn.execute("SELECT set_config('role', %s, true)", (role,))
+            conn.rollback()
+
+
+def test_neither_role_can_run_ddl(two_indexes: tuple[Index, Index], tenant: Tenant) -> None:
     mine, _ = two_indexes
     with _gateway() as conn:
-        for statement in (
-            sql.SQL("DROP TABLE {}").format(_table(mine)),
-            sql.SQL("ALTER TABLE {} DISABLE ROW LEVEL SECURITY").format(_table(mine)),
-            sql.SQL("CREATE TABLE {}.evil (x int)").format(sql.Identifier(mine.schema_name)),
-        ):
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute(statement)
-            conn.rollback()
+        for acting in (None, tenant):
+            for statement in (
+                sql.SQL("DROP TABLE {}").format(_table(mine)),
+                sql.SQL("ALTER TABLE {} DISABLE ROW LEVEL SECURITY").format(_table(mine)),
+                sql.SQL("DROP POLICY tenant_isolation ON {}").format(_table(mine)),
+                sql.SQL("CREATE TABLE {}.evil (x int)").format(sql.Identifier(mine.schema_name)),
+            ):
+                _as(conn, acting, str(tenant.id))
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(statement)
+                conn.rollback()
+
+
+def test_a_filter_uses_the_metadata_index_as_the_tenant_and_not_under_the_policy(
+    two_indexes: tuple[Index, Index], tenant: Tenant
+) -> None:
+    """Why the tenant role has its own policy: under `tenant_isolation` (a row-level
+    qualification) PostgreSQL may not use the non-LEAKPROOF `jsonb @>` as an index condition,
+    so a filter is a sequential scan; as the tenant's role the GIN index serves it."""
+    mine, _ = two_indexes
+    query = sql.SQL(
+        "EXPLAIN (FORMAT JSON) SELECT id FROM {} WHERE metadata @> %s::jsonb"
+    ).format(_table(mine))
+    with shared_tier.connect() as conn:
+        conn.execute("SELECT set_config('enable_seqscan', 'off', true)")
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant.id),))
+        as_owner = json.dumps(conn.execute(query, ['{"genre": "jazz"}']).fetchone())
+    with _gateway() as conn:
+        _as(conn, tenant, str(tenant.id))
+        conn.execute("SELECT set_config('enable_seqscan', 'off', true)")
+        as_tenant = json.dumps(conn.execute(query, ['{"genre": "jazz"}']).fetchone())
+    assert f"{mine.table_name}_meta" in as_tenant and "Bitmap Index Scan" in as_tenant
+    assert f"{mine.table_name}_meta" not in as_owner
 
 
 def test_delete_drops_the_table(

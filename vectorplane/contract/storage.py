@@ -1,6 +1,7 @@
 """Where an index's data lives in its engine. The control plane creates these places (DDL,
 collections); the gateway reaches them through the names the control plane stored on the
-index row (`schema_name`, `table_name`), never by computing them per request."""
+index row (`schema_name`, `table_name`), never by computing them per request; the tenant's
+database role (`tenant_role_name`) follows from the tenant's id."""
 
 from __future__ import annotations
 
@@ -19,6 +20,12 @@ SPARSE_DIMENSIONS: Final = 1_000_000_000
 def schema_name(tenant_id: uuid.UUID) -> str:
     """A tenant's PostgreSQL schema on a pgvector cluster (shared or dedicated)."""
     return f"t_{tenant_id.hex}"
+
+
+def tenant_role_name(tenant_id: uuid.UUID) -> str:
+    """A tenant's PostgreSQL role on a pgvector cluster: granted DML on that tenant's tables
+    only; the gateway's login role may `SET ROLE` to it (never inherits its rights)."""
+    return f"vp_t_{tenant_id.hex}"
 
 
 def table_name(index_id: uuid.UUID) -> str:
