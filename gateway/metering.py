@@ -37,9 +37,15 @@ What can still be lost:
   the failure is logged and counted (`vectorplane_gateway_usage_journal_errors`).
 - error counts (`record_error`) stay in memory: a SIGKILL loses at most one interval of them.
   They are not billed, and a refused request is not usage.
-- usage replayed after billing sent that hour to Stripe is not billed again (billing updates an
-  hour's value only while Stripe has seen nothing of it): replay happens when a gateway starts,
-  so a gateway restarted within billing's lookback (2 h) loses nothing.
+- a journal nobody replays: the folder must outlive the process. Any gateway process on the
+  folder replays it (at start, or within `RECOVER_SECONDS` when a sibling worker died), so on
+  one machine nothing is needed; on Kubernetes mount the folder on a volume that survives a
+  container restart (an `emptyDir` does: an OOM kill or a crash restarts the container in the
+  same pod) — a pod deleted gracefully flushes first, but a pod lost with its node takes its
+  journal with it.
+- replayed usage lands in the hour it was used in. Billing (billing/metering.py) updates an
+  hour's meter event only until its first send: usage of an hour replayed after that is in the
+  usage rows (and the console) but not billed.
 
 With the journal off, usage is counted in memory only and a SIGKILL loses up to one interval.
 

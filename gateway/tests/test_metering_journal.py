@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import psycopg
@@ -32,6 +32,7 @@ from gateway.metering import (
     FIELDS,
     SUFFIX,
     Batch,
+    Journal,
     Meter,
     _this_hour,
     _Unconfirmed,
@@ -133,6 +134,26 @@ def test_parse_aggregates_complete_lines_and_leaves_a_cut_one() -> None:
     assert batch.counts == {(tenant, index, "ix-a", hour): [2, 5, 3, 1, 3, 0]}
     assert batch.latency == {(tenant, index, "ix-a", hour, 2): 1}
     assert parse(line[:-1]) == (Batch(), 0, 0)  # no newline yet: nothing consumed
+
+
+def test_a_failed_journal_write_still_answers_and_keeps_the_usage_in_memory(
+    tmp_path: Path,
+) -> None:
+    failures: list[int] = []
+    meter = Meter(cast(Any, None), journal=True, folder=tmp_path,
+                  on_journal_error=lambda: failures.append(1))  # fmt: skip
+    meter.journal = Journal(tmp_path)
+    tenant, index_id = uuid.uuid4(), uuid.uuid4()
+    index = IndexInfo(id=index_id, tenant_id=tenant, name="ix", dimension=3, metric="cosine",
+                      vector_type="vector", ef_search=100, text_field=False, schema_name="s",
+                      table_name="t", status="ready")  # fmt: skip
+    meter.record(index, **AMOUNTS)
+    size = meter.journal.size
+    os.close(meter.journal.fd)  # the disk went away
+    meter.record(index, **AMOUNTS)
+    assert failures == [1] and meter.journal_errors == 1
+    assert meter.journal.size == size  # the offset covers only what was written
+    assert [row[0] for row in meter.pending.counts.values()] == [2]  # both counted
 
 
 # ============================================================================ the meter
