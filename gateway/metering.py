@@ -65,6 +65,7 @@ import os
 import socket
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -228,17 +229,18 @@ class Journal:
             with contextlib.suppress(OSError):
                 os.unlink(hidden)
             raise
-        self.size = 0  # bytes written (complete lines only)
+        self.size = 0  # bytes written: the file's end
 
     def append(self, line: bytes) -> None:
         written = os.write(self.fd, line)
+        self.size += written
         if written != len(line):
             # A short write (disk full): end the cut line, so the next one starts clean and
-            # the replay skips this one as malformed.
+            # the replay skips this one as malformed. `size` stays the file's end either way,
+            # so the offsets a flush commits never point back into bytes already counted.
             with contextlib.suppress(OSError):
-                os.write(self.fd, b"\n")
+                self.size += os.write(self.fd, b"\n")
             raise OSError(errno.ENOSPC, f"short write to the usage journal {self.path}")
-        self.size += written
 
     def sync(self) -> None:
         os.fdatasync(self.fd)
@@ -266,6 +268,12 @@ def _lock_dead(path: Path) -> int | None:
         os.close(fd)
         return None
     return fd
+
+
+def _read_after(fd: int, offset: int) -> tuple[int, tuple[Batch, int, int]]:
+    """The journal's size, and its complete lines after `offset` parsed."""
+    size = os.fstat(fd).st_size
+    return size, parse(os.pread(fd, max(0, size - offset), offset))
 
 
 # ------------------------------------------------------------------------- writes
@@ -318,7 +326,7 @@ class Meter:
         folder: Path | None = None,
         fsync_ms: int = 0,
         rotate_bytes: int = ROTATE_BYTES,
-        on_journal_error: Any = None,
+        on_journal_error: Callable[[], None] | None = None,
     ) -> None:
         self.pool = pool
         self.interval = interval
@@ -529,9 +537,8 @@ class Meter:
                 )
                 row = await cur.fetchone()
                 offset = int(row[0]) if row else 0
-                size = os.fstat(fd).st_size
-                data = os.pread(fd, max(0, size - offset), offset)
-                batch, consumed, bad = parse(data)
+                # Off the event loop: a dead journal can be up to ROTATE_BYTES long.
+                size, (batch, consumed, bad) = await asyncio.to_thread(_read_after, fd, offset)
                 if bad:
                     logger.warning("usage journal %s: %d malformed lines skipped", journal_id, bad)
                 if size - offset - consumed:
