@@ -18,6 +18,11 @@ Benchmarks (each in a private platform of its own, torn down afterwards):
   (and while some of them are queried). Goal: <= 1.2x.
 - `revocation`: time from `api_key_revoke` committing to the gateway answering 401 for a key
   polled in a tight loop, 50 times. Goal: p99 <= 1 s.
+- `metering`: the usage journal's cost (issue 11): the same gateway (2 workers) with the
+  journal off, on (fdatasync every second, the default) and on without fdatasync, side by side
+  on one index, 16 clients sending small upserts, then queries, the variants alternating pass by
+  pass. Goal: journal on >= 0.97x journal off, on upserts and on queries. Then every variant is
+  stopped and the usage rows are checked against the requests answered.
 
 Isolation (as bench/mgmt_api.py): every benchmark makes a temp state folder, starts its own
 embedded PostgreSQL on a free port, migrates, creates users, tenants, keys and indexes through
@@ -79,7 +84,7 @@ from vectorplane import config  # noqa: E402
 from vectorplane.embedded import EmbeddedPostgres  # noqa: E402
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
-BENCHMARKS = ("gateway", "ingest", "recall", "fairness", "revocation")
+BENCHMARKS = ("gateway", "ingest", "recall", "fairness", "revocation", "metering")
 SERVER_START_TIMEOUT = 60.0
 SUBPROCESS_TIMEOUT = 600.0
 AGENT_TIMEOUT = 300.0
@@ -450,15 +455,19 @@ class GatewayProc:
 
 
 @contextlib.contextmanager
-def gateway_server(plat: Platform, workers: int) -> Iterator[GatewayProc]:
-    """The gateway as `python -m vectorplane run` starts it (granian ASGI factory)."""
+def gateway_server(
+    plat: Platform, workers: int, extra_env: dict[str, str] | None = None
+) -> Iterator[GatewayProc]:
+    """The gateway as `python -m vectorplane run` starts it (granian ASGI factory), with
+    `extra_env` over the platform's environment."""
     port = free_port()
     argv = [sys.executable, "-m", "granian", *GRANIAN_ARGS, "--host", "127.0.0.1",
             "--port", str(port), "--workers", str(workers)]  # fmt: skip
     log_path = plat.logs / f"gateway-{port}.log"
+    env = {**plat.env, **(extra_env or {})}
     with log_path.open("ab") as log_file:
         process = subprocess.Popen(
-            argv, cwd=REPO_ROOT, env=plat.env, stdin=subprocess.DEVNULL, stdout=log_file,
+            argv, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log_file,
             stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:
@@ -2236,11 +2245,217 @@ def md_revocation(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+
+# =========================================================================== 6. metering
+
+
+# The variants of `bench_metering`: the gateway's environment for each.
+METERING_VARIANTS: dict[str, dict[str, str]] = {
+    "journal off": {"VECTORPLANE_USAGE_JOURNAL": "false"},
+    "journal on": {"VECTORPLANE_USAGE_JOURNAL": "true"},
+    "journal on, no fdatasync": {"VECTORPLANE_USAGE_JOURNAL": "true",
+                                 "VECTORPLANE_USAGE_JOURNAL_FSYNC_MS": "0"},
+}  # fmt: skip
+
+
+async def counted_clients(
+    port: int, key: str, path: str, bodies: Sequence[bytes], count: int, answered: list[int]
+) -> Clients:
+    """`count` keep-alive connections posting `bodies[i]` to `path`; every 200 is counted in
+    `answered[0]` (warm-ups too: the usage check compares every answered request)."""
+    requests = [http_request(port, key, path, b) for b in bodies]
+    conns = [RawHttp(port) for _ in range(count)]
+    await asyncio.gather(*(c.open() for c in conns))
+
+    def make(conn: RawHttp) -> Call:
+        async def call(i: int) -> list[str] | None:
+            status, payload = await conn.send(requests[i])
+            if status != 200:
+                raise BenchError(f"gateway {path}: HTTP {status}: {payload[:300]!r}")
+            answered[0] += 1
+            return None
+
+        return call
+
+    async def close() -> None:
+        await asyncio.gather(*(c.close() for c in conns))
+
+    return Clients([make(c) for c in conns], close)
+
+
+def record_cost(calls: int = 200_000) -> dict[str, float]:
+    """CPU microseconds of one `Meter.record` (an upsert's amounts and latency), journal off
+    and on (the journal in a temp folder; no database: nothing is flushed), best of 5."""
+    from gateway.metering import Journal, Meter
+    from gateway.registry import IndexInfo
+
+    index = IndexInfo(id=uuid.uuid4(), tenant_id=uuid.uuid4(), name="bench-index",
+                      dimension=64, metric="cosine", vector_type="vector", ef_search=100,
+                      text_field=False, schema_name="s", table_name="t",
+                      status="ready")  # fmt: skip
+    out: dict[str, float] = {}
+    folder = Path(tempfile.mkdtemp(prefix="vpbench-journal-"))
+    try:
+        for label, journal in (("journal off", False), ("journal on", True)):
+            best = math.inf
+            for _ in range(5):
+                no_pool: Any = None  # never flushed
+                meter = Meter(no_pool, folder=folder)
+                if journal:
+                    meter.journal = Journal(folder)
+                t0 = time.process_time()
+                for _ in range(calls):
+                    meter.record(index, seconds=0.004, requests=1, write_units=10,
+                                 vectors_written=10)  # fmt: skip
+                best = min(best, time.process_time() - t0)
+                if meter.journal is not None:
+                    meter.journal.remove()
+            out[label] = round(best / calls * 1e6, 2)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
+def bench_metering(args: argparse.Namespace) -> dict[str, Any]:
+    n, dim, batch = args.metering_vectors, args.metering_dim, args.metering_batch
+    workers = args.metering_workers
+    out: dict[str, Any] = {"config": {"vectors": n, "dim": dim, "upsert_batch": batch,
+                                      "clients": args.clients, "workers": workers,
+                                      "duration_s": args.duration, "warmup_s": args.warmup,
+                                      "rounds": args.rounds,
+                                      "variants": METERING_VARIANTS}}  # fmt: skip
+    out["record_cpu_us"] = record_cost()
+    log(f"  Meter.record CPU per call (us): {out['record_cpu_us']}")
+    with Platform("metering", keep=args.keep) as plat:
+        out["versions"] = plat.versions()
+        names = {v: f"m{i}" for i, v in enumerate(METERING_VARIANTS)}
+        refs, _ = plat.tenant("bench-meter", [{"name": names[v], "dimension": dim}
+                                              for v in METERING_VARIANTS])  # fmt: skip
+        indexes = dict(zip(METERING_VARIANTS, refs, strict=True))
+        data = clustered(n + 200, dim, clusters=20, seed=20261204)
+        for ref in indexes.values():
+            bulk_load(plat.owner_url, ref, make_ids(0, n), data[:n])
+        # Each upsert its own ids, in ascending order: concurrent upserts of the same rows in
+        # different orders deadlock in PostgreSQL (the gateway answers that 500).
+        upserts = []
+        for b in range(min(500, n // batch)):
+            vectors = [{"id": f"v{i:07d}", "values": data[i].round(5).tolist()}
+                       for i in range(b * batch, (b + 1) * batch)]  # fmt: skip
+            upserts.append(orjson.dumps({"vectors": vectors, "namespace": ""}))
+        queries = [query_body(q.tolist()) for q in data[n:]]
+        answered = {v: [0] for v in METERING_VARIANTS}
+        samples: dict[str, dict[str, list[dict[str, Any]]]] = {
+            op: {v: [] for v in METERING_VARIANTS} for op in ("upsert", "query")
+        }
+        with contextlib.ExitStack() as stack:
+            gws = {v: stack.enter_context(gateway_server(plat, workers, env))
+                   for v, env in METERING_VARIANTS.items()}  # fmt: skip
+
+            async def series() -> None:
+                for op, path, bodies in (("upsert", "vectors/upsert", upserts),
+                                         ("query", "query", queries)):  # fmt: skip
+                    for r in range(args.rounds):
+                        # Alternate the order round by round, so drift favours no variant.
+                        order = list(METERING_VARIANTS)
+                        if r % 2:
+                            order.reverse()
+                        for v in order:
+                            gw, ref = gws[v], indexes[v]
+                            clients = await counted_clients(
+                                gw.port, ref.key, f"/v1/indexes/{ref.name}/{path}", bodies,
+                                args.clients, answered[v],
+                            )  # fmt: skip
+                            try:
+                                sample = await measure(
+                                    f"{op}, {v}, round {r + 1}", clients, len(bodies),
+                                    duration=args.duration, warmup=args.warmup,
+                                    cpu={"gateway": gw.pids, "postgres": plat.postgres_pids},
+                                )  # fmt: skip
+                            finally:
+                                await clients.close()
+                            samples[op][v].append(asdict(sample))
+
+            asyncio.run(series())
+        # Every gateway stopped gracefully (SIGTERM): its last flush is in. The usage rows
+        # must hold exactly the requests answered.
+        counted: dict[str, int] = {}
+        with psycopg.connect(config.embedded_database_url(port=plat.pg_port)) as conn:
+            for v, ref in indexes.items():
+                row = conn.execute(
+                    "SELECT COALESCE(SUM(requests), 0) FROM provisioning_usagerecord "
+                    "WHERE index_id = %s",
+                    (ref.index_id,),
+                ).fetchone()
+                counted[v] = int(row[0]) if row else 0
+        out["usage_check"] = {v: {"answered": answered[v][0], "counted": counted[v]}
+                              for v in METERING_VARIANTS}  # fmt: skip
+        out["samples"] = samples
+        summary: dict[str, Any] = {}
+        base = "journal off"
+        for op in ("upsert", "query"):
+            qps = {v: median([s["qps"] for s in samples[op][v]]) for v in METERING_VARIANTS}
+            p50 = {v: median([s["p50_ms"] for s in samples[op][v]]) for v in METERING_VARIANTS}
+            cpu = {v: median([s["cpu_ms_per_request"]["gateway"] for s in samples[op][v]])
+                   for v in METERING_VARIANTS}  # fmt: skip
+            summary[op] = {
+                "qps": qps, "p50_ms": p50, "gateway_cpu_ms": cpu,
+                "ratio_to_off": {v: ratio(qps[v], qps[base]) for v in METERING_VARIANTS},
+                "per_round_ratio_on": [
+                    ratio(on["qps"], off["qps"])
+                    for on, off in zip(samples[op]["journal on"], samples[op][base], strict=True)
+                ],
+                "goal_met": ratio(qps["journal on"], qps[base]) >= 0.97,
+            }  # fmt: skip
+            rounds = sorted(summary[op]["per_round_ratio_on"])
+            summary[op]["round_ratio_quartiles"] = [
+                round(percentile(rounds, q), 3) for q in (25, 50, 75)
+            ]
+        out["summary"] = summary
+        log(f"  metering: {summary}; usage check {out['usage_check']}")
+    return out
+
+
+def md_metering(r: dict[str, Any]) -> list[str]:
+    c, summary = r["config"], r["summary"]
+    lines = [
+        f"### 6. Metering: the usage journal off vs on ({c['workers']} gateway workers, "
+        f"{c['clients']} clients, {c['vectors']:,} x {c['dim']} per index, upserts of "
+        f"{c['upsert_batch']} vectors, {c['rounds']} rounds of {c['duration_s']} s per variant)",
+        "",
+        "| operation | variant | req/s (median) | ratio to off | p50 ms "
+        "| gateway CPU ms/req (median) | per-round ratio on/off |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for op in ("upsert", "query"):
+        s = summary[op]
+        for v in s["qps"]:
+            per_round = ", ".join(f"{x:.3f}" for x in s["per_round_ratio_on"])
+            lines.append(
+                f"| {op} | {v} | {s['qps'][v]:.0f} | {s['ratio_to_off'][v]:.3f} | "
+                f"{s['p50_ms'][v]:.2f} | {s['gateway_cpu_ms'][v]:.3f} | "
+                f"{per_round if v == 'journal on' else ''} |"
+            )
+    checks = ", ".join(f"{v}: {u['counted']}/{u['answered']}" for v, u in r["usage_check"].items())
+    met = all(summary[op]["goal_met"] for op in ("upsert", "query"))
+    verdict = "met" if met else "NOT met"
+    lines.append("")
+    for op in ("upsert", "query"):
+        q1, q2, q3 = summary[op]["round_ratio_quartiles"]
+        lines.append(f"- {op}: the rounds' on/off ratios, median {q2}, quartiles {q1}-{q3}")
+    cost = r["record_cpu_us"]
+    lines += ["", f"`Meter.record` CPU per call, in process: journal off {cost['journal off']} us, "
+              f"on {cost['journal on']} us.",
+              "", f"Usage rows / requests answered: {checks}.",
+              f"Goal (journal on >= 0.97x off, upserts and queries): {verdict}."]  # fmt: skip
+    return lines
+
 MARKDOWN = {"gateway": md_gateway, "ingest": md_ingest, "recall": md_recall,
-            "fairness": md_fairness, "revocation": md_revocation}  # fmt: skip
+            "fairness": md_fairness, "revocation": md_revocation,
+            "metering": md_metering}  # fmt: skip
 RUNNERS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "gateway": bench_gateway, "ingest": bench_ingest, "recall": bench_recall,
     "fairness": bench_fairness, "revocation": bench_revocation,
+    "metering": bench_metering,
 }  # fmt: skip
 
 
@@ -2273,6 +2488,7 @@ QUICK = {
     "ingest_vectors": 4000, "ingest_rounds": 1, "glove_limit": 20_000, "ef": [20, 100],
     "filtered_ef": [20, 100], "filtered_queries": 100, "compare_queries": 100,
     "fair_tenants": 6, "fair_a": 500, "fair_duration": 2.0, "revocations": 5,
+    "metering_vectors": 2000,
 }  # fmt: skip
 
 
@@ -2343,6 +2559,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     g.add_argument("--revocations", type=positive, default=50)
     g.add_argument("--revocation-conns", type=positive, default=2)
     g.add_argument("--revocation-deadline", type=float, default=10.0)
+    g = p.add_argument_group("6. metering (also --clients, --duration, --warmup, --rounds)")
+    g.add_argument("--metering-vectors", type=positive, default=20_000)
+    g.add_argument("--metering-dim", type=positive, default=64)
+    g.add_argument("--metering-batch", type=positive, default=10, help="vectors per upsert")
+    g.add_argument("--metering-workers", type=positive, default=2)
     return finish_args(p, argv, BENCHMARKS, QUICK)
 
 

@@ -44,9 +44,6 @@ class Gateway:
             data_url,
             exact_scan_rows=config.env_int("VECTORPLANE_EXACT_SCAN_ROWS", EXACT_SCAN_ROWS),
         )
-        self.meter = Meter(
-            self.registry.pool, interval=float(config.env_int("VECTORPLANE_USAGE_FLUSH_SECONDS", 5))
-        )
         self.pepper = pepper.encode()
         # Read once: what a host-form request's host ends with ("" when not configured).
         self.host_suffix = hosts.host_suffix(config.env_str("VECTORPLANE_GATEWAY_DOMAIN", ""))
@@ -74,6 +71,12 @@ class Gateway:
             ["result"],
             registry=self.metrics,
         )
+        self.journal_errors = Counter(
+            "vectorplane_gateway_usage_journal_errors",
+            "Usage journal writes that failed (the usage was kept in memory only)",
+            registry=self.metrics,
+        )
+        self.meter = Meter.from_config(self.registry.pool, on_journal_error=self.journal_errors.inc)
         self.pool_in_use = Gauge(
             "vectorplane_gateway_pool_connections",
             "Data pool connections",
@@ -91,7 +94,7 @@ class Gateway:
         self.limiter.start()
         await self.registry.open()
         await self.store.open()
-        self.meter.start()
+        await self.meter.start()
 
     async def close(self) -> None:
         await self.meter.stop()

@@ -365,3 +365,23 @@ class ClusterEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cluster_id}: {self.from_status or '-'} → {self.to_status} @ {self.at}"
+
+
+class UsageJournal(models.Model):
+    """How far the usage of one gateway process's journal (gateway/metering.py) has been
+    applied to the usage tables: the byte offset, upserted by the gateway in the same
+    transaction as the counts it covers, so that a replay of the journal after a crash counts
+    each line exactly once. One row per live (or not yet replayed) journal, across tenants (a
+    journal holds every tenant's requests to that process): not tenant-scoped, and read by no
+    tenant-facing view. The gateway deletes the row after the journal file itself."""
+
+    journal_id = models.UUIDField(primary_key=True)
+    applied_offset = models.BigIntegerField(default=0)
+    host = models.CharField(max_length=255, blank=True, default="")
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ("-updated_at",)
+
+    def __str__(self) -> str:
+        return f"journal {self.journal_id} @ {self.applied_offset} ({self.host})"

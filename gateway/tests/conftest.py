@@ -203,9 +203,12 @@ def start_gateway(name: str, log_dir: Path, redis: RedisProcess, **extra_env: st
         VECTORPLANE_STATE_DIR=str(config.state_dir()),
         VECTORPLANE_GATEWAY_DOMAIN=GATEWAY_DOMAIN,
         VECTORPLANE_GATEWAY_REDIS_URL=redis.url(),
+        # Each process's own usage journal folder unless the test shares one on purpose
+        # (test_metering_journal.py): a session's journals are no other session's to replay.
+        VECTORPLANE_USAGE_JOURNAL_DIR=str(log_dir / "usage-journal"),
         PYTHONUNBUFFERED="1",
-        **extra_env,
     )
+    env.update(extra_env)
     argv = [
         sys.executable, "-m", "granian",
         "--interface", "asgi",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -60,8 +61,13 @@ def world(django_db_setup: None, django_db_blocker: Any) -> Iterator[World]:
 def make_app(**env: str) -> Starlette:
     """The app on the test databases with a per-process rate limit (no Redis needed) and
     `env` set while it reads its settings; the environment is put back at once, so server
-    processes started later inherit nothing of it."""
-    settings = {"VECTORPLANE_GATEWAY_RATE_LIMIT": "local", **env}
+    processes started later inherit nothing of it. Its usage journal goes to a folder of its
+    own (the state folder's is a running platform's, whose dead journals are not ours)."""
+    settings = {
+        "VECTORPLANE_GATEWAY_RATE_LIMIT": "local",
+        "VECTORPLANE_USAGE_JOURNAL_DIR": tempfile.mkdtemp(prefix="vp-test-journal-"),
+        **env,
+    }
     saved = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)
     try:
