@@ -264,10 +264,15 @@ class SendReport:
 
 def meter_events_send_due(*, now: datetime | None = None) -> SendReport:
     """Record the closed hours (the last `VECTORPLANE_METER_LOOKBACK_HOURS`, 2: a missed beat
-    is caught up), then send every due record."""
+    is caught up), then send every due record. An hour counts as closed once it ended
+    `VECTORPLANE_METER_SETTLE_SECONDS` (600) ago: the gateways' last flush (5 s) and a dead
+    gateway's journal replayed by a sibling (within 30 s) have landed in its usage rows by then,
+    so the value sent is the hour's final one."""
     now = now or timezone.now()
     report = SendReport()
-    current = hour_floor(now)
+    current = hour_floor(
+        now - timedelta(seconds=config.env_int("VECTORPLANE_METER_SETTLE_SECONDS", 600))
+    )
     for back in range(config.env_int("VECTORPLANE_METER_LOOKBACK_HOURS", 2), 0, -1):
         report.recorded += meter_events_record_hour(hour=current - back * HOUR)
     customers = dict(selectors.accounts_with_customer())

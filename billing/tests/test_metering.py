@@ -242,3 +242,20 @@ def test_a_send_killed_after_stripes_answer_is_resent_with_the_same_identifier(
     assert metering.meter_events_record_hour(hour=HOUR) == 0
     with tenant_scope(tenant.id):
         assert MeterEventRecord.objects.filter(meter=Meter.WRITE_UNITS).count() == 1
+
+
+def test_an_hour_is_recorded_only_once_it_settled(
+    tenant: Tenant, stripe_env: LocalStripe, stripe_requests: Recorder
+) -> None:
+    """Usage can still arrive for a closed hour (the gateways' last flush, a dead gateway's
+    journal replayed by a sibling): the hour's meter event waits for
+    VECTORPLANE_METER_SETTLE_SECONDS (600) after its end, so the value sent is final."""
+    with tenant_scope(tenant.id):
+        BillingAccount.objects.create(tenant=tenant, stripe_customer_id="cus_s")
+    _usage(tenant)
+    metering.meter_events_send_due(now=HOUR + timedelta(hours=1, minutes=9))
+    with tenant_scope(tenant.id):
+        assert not MeterEventRecord.objects.exists()
+    metering.meter_events_send_due(now=HOUR + timedelta(hours=1, minutes=11))
+    with tenant_scope(tenant.id):
+        assert MeterEventRecord.objects.count() == 3

@@ -36,6 +36,9 @@ from . import (
 )
 from .pgvector_filters import Compiled, sql_of
 
+# deadlock_detected, serialization_failure: the transaction was rolled back, run it again.
+_RETRIED_SQLSTATES = frozenset({"40P01", "40001"})
+
 # The default bound of the filtered-query planner (VECTORPLANE_EXACT_SCAN_ROWS).
 EXACT_SCAN_ROWS = 10_000
 
@@ -99,16 +102,22 @@ def _translated(
     method: Callable[_P, Coroutine[Any, Any, _R]],
 ) -> Callable[_P, Coroutine[Any, Any, _R]]:
     """The engine's outages as BackendUnavailable (vectorplane/pgerrors.py says which errors
-    mean "the database does not answer"); every other error propagates (a bug: a 500)."""
+    mean "the database does not answer"); a deadlock or serialization failure (concurrent
+    writes of the same rows: the transaction was rolled back whole) is run again, twice at
+    most; every other error propagates (a bug: a 500)."""
 
     @functools.wraps(method)
     async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return await method(*args, **kwargs)
-        except Exception as exc:
-            if pgerrors.unavailable(exc):
-                raise BackendUnavailable(f"{type(exc).__name__}: {exc}") from exc
-            raise
+        for attempt in range(3):
+            try:
+                return await method(*args, **kwargs)
+            except Exception as exc:
+                if pgerrors.unavailable(exc):
+                    raise BackendUnavailable(f"{type(exc).__name__}: {exc}") from exc
+                if attempt < 2 and getattr(exc, "sqlstate", None) in _RETRIED_SQLSTATES:
+                    continue
+                raise
+        raise AssertionError("unreachable")
 
     return wrapper
 
@@ -233,7 +242,9 @@ class PgvectorStore:
         unique: dict[str, Record] = {}
         for record in records:
             unique[record.id] = record
-        rows = list(unique.values())
+        # In id order: concurrent batches lock the rows they share in the same order (in the
+        # callers' orders, two upserts of the same ids deadlock).
+        rows = sorted(unique.values(), key=lambda r: r.id)
         # The guard applies to the row an upsert would replace (`existing`).
         existing = sql_of(guard, ("existing", "metadata"))
         cast = sql.SQL(index.vector_type)
@@ -558,10 +569,6 @@ class PgvectorStore:
         # One round trip: the settings and the search go out together (pipeline mode).
         async with conn.pipeline():
             await self._enter(conn, index.tenant_id, ef=ef, iterative=filtered)
-            if bound:
-                # The exact branch ranks the matches the metadata index finds: never a
-                # sequential scan for want of a better estimate of a filter known to be narrow.
-                await conn.execute("SELECT set_config('enable_seqscan', 'off', true)")
             cursor = await conn.execute(query, params)
         return await cursor.fetchall()
 

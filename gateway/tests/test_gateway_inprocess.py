@@ -543,3 +543,32 @@ def test_the_filtered_query_planner_answers_the_same_on_both_branches(
         assert len(plain.json()["matches"]) == 3
     finally:
         planned.close()
+
+
+def test_concurrent_upserts_of_the_same_ids_in_other_orders_all_succeed(
+    gw: InProcess, world: World
+) -> None:
+    """Batches sharing ids, each in its own order, at once: rows are written in id order, so
+    they cannot deadlock (they did, as 500s, before)."""
+    import random
+
+    ids = [f"dl{i:03d}" for i in range(150)]
+
+    def body(seed: int) -> bytes:
+        order = ids[:]
+        random.Random(seed).shuffle(order)
+        return json.dumps({"namespace": "deadlock", "vectors": [
+            {"id": i, "values": [1.0, float(seed), 0.5]} for i in order
+        ]}).encode()  # fmt: skip
+
+    async def all_at_once() -> list[httpx.Response]:
+        return await asyncio.gather(*(
+            gw.client.post(f"/v1/indexes/{world.index}/vectors/upsert", content=body(seed),
+                           headers={"Api-Key": world.key, "Content-Type": "application/json"})
+            for seed in range(8)
+        ))  # fmt: skip
+
+    answers = gw.loop.run_until_complete(all_at_once())
+    assert [a.status_code for a in answers] == [200] * 8, [a.text for a in answers]
+    stats = call(gw, world, "describe_index_stats", {})
+    assert stats.json()["namespaces"]["deadlock"]["vectorCount"] == 150

@@ -231,3 +231,35 @@ def test_delete_drops_the_table(
     with shared_tier.connect() as conn:
         exists = conn.execute("SELECT to_regclass(%s)", (f"{mine.schema_name}.{mine.table_name}",))
         assert exists.fetchone() == (None,)
+
+
+def test_an_index_table_of_the_old_design_is_brought_over(
+    two_indexes: tuple[Index, Index], tenant: Tenant
+) -> None:
+    """A table as made before tenant roles (the gateway's login role with DML on it, no
+    `tenant_access` policy): `manage.py shared_tier_access` brings it to both walls."""
+    from django.core.management import call_command
+
+    mine, _ = two_indexes
+    role, gateway = tenant_role_name(tenant.id), shared_tier.gateway_role()
+    with shared_tier.connect() as conn:
+        conn.execute(sql.SQL("DROP POLICY tenant_access ON {}").format(_table(mine)))
+        conn.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(_table(mine), sql.Identifier(role)))
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
+            sql.Identifier(mine.schema_name), sql.Identifier(gateway)))  # fmt: skip
+        conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(
+            _table(mine), sql.Identifier(gateway)))  # fmt: skip
+        conn.commit()
+    with _gateway() as conn:  # the old way works, and the new one does not yet
+        _as(conn, None, str(tenant.id))
+        conn.execute(sql.SQL("SELECT id FROM {}").format(_table(mine)))
+        conn.rollback()
+    call_command("shared_tier_access")
+    with _gateway() as conn:
+        _as(conn, None, str(tenant.id))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(sql.SQL("SELECT id FROM {}").format(_table(mine)))
+        conn.rollback()
+        _as(conn, tenant, str(tenant.id))
+        assert conn.execute(sql.SQL("SELECT count(*) FROM {}").format(_table(mine))).fetchone() \
+            == (0,)  # fmt: skip
