@@ -82,6 +82,7 @@ from gateway.backends.pgvector import (  # noqa: E402
     EXACT_SCAN_ROWS,
     dense_params,
     dense_statement,
+    relation_name,
     vector_text,
 )
 from gateway.backends.pgvector_filters import Compiled, compile_filter  # noqa: E402
@@ -879,7 +880,8 @@ class DirectQuery:
         self.exact_scan_rows = exact_scan_rows
 
     def params(self, qtext: str) -> list[Any]:
-        return dense_params(qtext, "", self.where, self.top_k, bound=self.bound)
+        return dense_params(qtext, "", self.where, self.top_k, bound=self.bound,
+                            relation=relation_name(self.index))  # fmt: skip
 
     async def run(self, conn: psycopg.AsyncConnection[Any], qtext: str, ef: int) -> list[str]:
         filtered = not self.where.is_true

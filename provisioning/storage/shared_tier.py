@@ -76,6 +76,9 @@ def ensure_base(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     """Idempotent: the extension and the shared stats table with its policy and grants."""
     role = sql.Identifier(gateway_role())
     conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    # The filtered-query planner's sample (`TABLESAMPLE SYSTEM_ROWS`): a trusted contrib
+    # extension, so the database's owner may create it.
+    conn.execute("CREATE EXTENSION IF NOT EXISTS tsm_system_rows")
     conn.execute(
         """
         CREATE TABLE IF NOT EXISTS public.namespace_stats (
