@@ -74,9 +74,9 @@ if str(REPO_ROOT) not in sys.path:  # run as `python bench/dataplane.py`
     sys.path.insert(0, str(REPO_ROOT))
 
 from gateway.backends.pgvector import vector_text  # noqa: E402
-from gateway.backends.pgvector_filters import Compiled, compile_filter  # noqa: E402
 from vectorplane import config  # noqa: E402
 from vectorplane.embedded import EmbeddedPostgres  # noqa: E402
+from vectorplane.pgfilters import Compiled, compile_filter  # noqa: E402
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 BENCHMARKS = ("gateway", "ingest", "recall", "fairness", "revocation")
@@ -1048,7 +1048,7 @@ def py_spy() -> str | None:
 # Where a sample's CPU goes: the first frame, from the leaf up, in one of these (path markers).
 PROFILE_COMPONENTS = (
     ("gateway/backends/pgvector.py", "gateway store (SQL, vector text, rows)"),
-    ("gateway/backends/pgvector_filters.py", "gateway filters"),
+    ("vectorplane/pgfilters.py", "gateway filters"),
     ("vectorplane/contract/filters.py", "gateway filters"),
     ("gateway/app.py", "gateway app (auth, validation, JSON, dispatch)"),
     ("gateway/auth.py", "gateway app (auth, validation, JSON, dispatch)"),

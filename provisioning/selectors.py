@@ -27,6 +27,7 @@ from .models import (
     ClusterStatus,
     ErrorRecord,
     Index,
+    IndexEvaluation,
     IndexStatus,
     LatencyRecord,
     StoredVectorsRecord,
@@ -49,6 +50,19 @@ def index_get(*, name: str) -> Index:
     if index is None:
         raise NotFoundError("index", details={"index": name})
     return index
+
+
+def index_evaluations(*, index: Index) -> QuerySet[IndexEvaluation]:
+    """The index's evaluations (newest first when paginated)."""
+    return IndexEvaluation.objects.filter(index=index)
+
+
+def index_evaluation_get(*, index: Index, evaluation_id: uuid.UUID) -> IndexEvaluation:
+    """One evaluation of the index; 404 for an unknown id or another index's (or tenant's)."""
+    found = IndexEvaluation.objects.filter(index=index, pk=evaluation_id).first()
+    if found is None:
+        raise NotFoundError("evaluation", details={"evaluation": str(evaluation_id)})
+    return found
 
 
 def index_host(index: Index, *, tenant_slug: str) -> str:

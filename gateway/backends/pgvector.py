@@ -19,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 from vectorplane import pgerrors
 from vectorplane.contract.filters import EMPTY, Filter
 from vectorplane.contract.storage import SPARSE_DIMENSIONS
+from vectorplane.pgfilters import Compiled, sql_of
 
 from . import (
     BackendUnavailable,
@@ -33,7 +34,6 @@ from . import (
     encode_token,
     reported,
 )
-from .pgvector_filters import Compiled, sql_of
 
 # Distance operator per metric, and how a distance becomes Pinecone's score.
 _OPERATOR = {"cosine": "<=>", "euclidean": "<->", "dotproduct": "<#>"}
