@@ -292,6 +292,12 @@ def clusters_on_local_driver() -> QuerySet[Cluster]:
     )
 
 
+def pgvector_clusters_ready() -> QuerySet[Cluster]:
+    """Every tenant's ready pgvector clusters: the databases, beside the shared tier's, whose
+    freshly loaded index tables `maintenance.indexes_analyze` ANALYZEs."""
+    return Cluster.objects.unscoped().filter(status=ClusterStatus.READY, engine="pgvector")
+
+
 def tenants_with_indexes() -> list[uuid.UUID]:
     """Every tenant that has a ready index (the hourly stored-vectors sample visits each)."""
     return list(

@@ -22,7 +22,7 @@ from django.utils import timezone
 from tenants.scoping import tenant_scope
 from vectorplane import config
 
-from . import evaluation, heartbeat, sampling, selectors, steps
+from . import evaluation, heartbeat, maintenance, sampling, selectors, steps
 from .drivers import get_driver
 from .drivers.base import PermanentError, TransientError
 from .models import Cluster, ClusterStatus, Index, IndexStatus
@@ -237,3 +237,10 @@ def index_evaluate(evaluation_id: str, tenant_id: str) -> str:
     only a pending evaluation runs, and a run cut short leaves it `running`."""
     with tenant_scope(uuid.UUID(tenant_id)):
         return evaluation.evaluation_run(uuid.UUID(evaluation_id))
+
+
+@shared_task(name="provisioning.tasks.indexes_analyze")
+def indexes_analyze() -> dict[str, int]:
+    """ANALYZE freshly loaded index tables (`maintenance`), on the beat. Idempotent: a table
+    just analyzed is not stale any more."""
+    return maintenance.indexes_analyze()
