@@ -43,7 +43,7 @@ def _claim(evaluation_id: uuid.UUID) -> IndexEvaluation | None:
     now = timezone.now()
     claimed = IndexEvaluation.objects.filter(
         pk=evaluation_id, status=EvaluationStatus.PENDING
-    ).update(status=EvaluationStatus.RUNNING, started_at=now, progress=0.0)
+    ).update(status=EvaluationStatus.RUNNING, started_at=now, updated_at=now, progress=0.0)
     if not claimed:
         return None
     return IndexEvaluation.objects.select_related("index", "index__cluster").get(pk=evaluation_id)
@@ -51,8 +51,9 @@ def _claim(evaluation_id: uuid.UUID) -> IndexEvaluation | None:
 
 def evaluation_run(evaluation_id: uuid.UUID) -> str:
     """Run one evaluation to its end (succeeded or failed). Idempotent: only a pending row is
-    run. Not retried: a worker lost mid-run leaves it `running` (its results were never
-    written); the caller starts another."""
+    run. Not retried: a worker lost mid-run leaves it `running` with no more progress writes;
+    the next start on the index marks it failed once stale
+    (`services.evaluations.STALE_AFTER`) and runs anew."""
     evaluation = _claim(evaluation_id)
     if evaluation is None:
         return "skipped"
@@ -97,7 +98,9 @@ def _measure(evaluation: IndexEvaluation) -> dict[str, Any]:
         if done < total and now - last_write[0] < PROGRESS_EVERY:
             return
         last_write[0] = now
-        IndexEvaluation.objects.filter(pk=evaluation.pk).update(progress=done / total)
+        IndexEvaluation.objects.filter(pk=evaluation.pk, status=EvaluationStatus.RUNNING).update(
+            progress=done / total, updated_at=timezone.now()
+        )
 
     with shared_tier.connect(url) as conn:
         evaluator = recall.Evaluator(
@@ -124,8 +127,9 @@ def _measure(evaluation: IndexEvaluation) -> dict[str, Any]:
 
 
 def _finish_failed(evaluation: IndexEvaluation, message: str) -> None:
+    now = timezone.now()
     IndexEvaluation.objects.filter(pk=evaluation.pk).update(
-        status=EvaluationStatus.FAILED, error=message[:1000], finished_at=timezone.now()
+        status=EvaluationStatus.FAILED, error=message[:1000], finished_at=now, updated_at=now
     )
 
 
@@ -151,7 +155,7 @@ def _finish_succeeded(evaluation: IndexEvaluation, measured: dict[str, Any]) -> 
         evaluation.save(
             update_fields=[
                 "status", "progress", "results", "target_recall",
-                "chosen_ef_search", "finished_at",
+                "chosen_ef_search", "finished_at", "updated_at",
             ]
         )  # fmt: skip
         if chosen is None or index.status != IndexStatus.READY or chosen == index.ef_search:

@@ -413,6 +413,9 @@ class IndexEvaluation(models.Model):
     error = models.CharField(max_length=1000, blank=True)
     created_by = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(
+        auto_now=True, help_text="Its last change (every progress write): stale when old."
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
@@ -34,7 +35,10 @@ MAX_TOP_K = 100
 MAX_EF_VALUES = 10
 MAX_EF_SEARCH = 1000
 DEFAULT_EF_SEARCH = (40, 100, 200)
-TARGET_RECALL_MIN, TARGET_RECALL_MAX = 0.5, 0.999
+STALE_AFTER = timedelta(minutes=10)
+"""A pending or running evaluation unchanged for this long was abandoned (its worker lost, or
+its message): the next start marks it failed instead of refusing. A running one writes its
+progress at least after every query, and a query is one exact scan of the table."""
 
 
 def index_evaluation_start(
@@ -100,9 +104,17 @@ def index_evaluation_start(
         params["sample"] = sample
     with transaction.atomic():
         locked = Index.objects.select_for_update().get(pk=index.pk)
-        running = IndexEvaluation.objects.filter(
+        unfinished = IndexEvaluation.objects.filter(
             index=locked, status__in=(EvaluationStatus.PENDING, EvaluationStatus.RUNNING)
-        ).first()
+        )
+        now = timezone.now()
+        unfinished.filter(updated_at__lt=now - STALE_AFTER).update(
+            status=EvaluationStatus.FAILED,
+            error="abandoned: no progress for 10 minutes (its worker was lost)",
+            finished_at=now,
+            updated_at=now,
+        )
+        running = unfinished.first()
         if running is not None:
             raise ConflictError(
                 "evaluation_in_progress",

@@ -8,18 +8,21 @@ import json
 import random
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from controlplane.celery import app as celery_app
 from gateway.tests.conftest import RedisProcess, ensure_plans
+from provisioning import connections
 from provisioning.evaluation import smallest_meeting
-from provisioning.models import EvaluationStatus, Index, IndexEvaluation
+from provisioning.models import Cluster, ClusterStatus, EvaluationStatus, Index, IndexEvaluation
 from provisioning.storage import recall, shared_tier
-from tenants.models import AuditEvent, Engine, Role, Tenant, Tier
+from tenants.models import AuditEvent, Engine, Plan, Role, Tenant, Tier
 from tenants.scoping import tenant_scope
 from tests.console.worker import WORKER_START, Worker
 from vectorplane.pgfilters import compile_filter
@@ -343,6 +346,17 @@ def test_roles_isolation_and_one_at_a_time(
     assert evil.get("/api/v1/tenants/evil/indexes/tiny/evaluations").json()["data"] == []
     assert client.get(f"{BASE}/tiny/evaluations/not-a-uuid").status_code == 404
 
+    # An evaluation whose worker was lost (no progress for 10 minutes) does not block the
+    # index: the next start marks it failed.
+    with tenant_scope(tenant.id):
+        IndexEvaluation.objects.filter(pk=evaluation_id).update(
+            status="running", updated_at=timezone.now() - timedelta(minutes=11)
+        )
+    restarted = client.post(f"{BASE}/tiny/evaluate", {}, format="json")
+    assert restarted.status_code == 202, restarted.json()
+    abandoned = client.get(f"{BASE}/tiny/evaluations/{evaluation_id}").json()
+    assert abandoned["status"] == "failed" and abandoned["error"].startswith("abandoned")
+
 
 @pytest.mark.django_db
 def test_qdrant_indexes_are_refused_with_a_stable_code(owner: Any, tenant: Tenant) -> None:
@@ -354,3 +368,41 @@ def test_qdrant_indexes_are_refused_with_a_stable_code(owner: Any, tenant: Tenan
     response = _client(owner).post(f"{BASE}/q/evaluate", {}, format="json")
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "evaluation_unsupported"
+
+
+@pytest.mark.server  # a local pgvector cluster: a real PostgreSQL server of its own
+@pytest.mark.django_db
+def test_a_dedicated_pgvector_index_is_measured_on_its_cluster(
+    owner: Any, tenant: Tenant, django_capture_on_commit_callbacks: Any
+) -> None:
+    Tenant.objects.filter(pk=tenant.pk).update(plan=Plan.objects.get(slug="pro"))
+    client = _client(owner)
+    with django_capture_on_commit_callbacks(execute=True):
+        made = client.post("/api/v1/tenants/acme/clusters",
+                           {"name": "c1", "engine": "pgvector", "size": "xs"}, format="json")
+    assert made.status_code == 202, made.json()
+    cluster = Cluster.objects.unscoped().get(tenant=tenant, name="c1")
+    assert cluster.status == ClusterStatus.READY, cluster.status_message
+    index = _index(client, name="ded", tier="dedicated", cluster="c1")
+    rows = _random_rows(500, 8, seed=5)
+    with shared_tier.connect(connections.cluster_pg_url(cluster)) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant.id),))
+        with conn.cursor() as cur:
+            cur.executemany(
+                f'INSERT INTO "{index.schema_name}"."{index.table_name}" '  # noqa: S608 - ours
+                "(id, embedding) VALUES (%s, %s::vector)",
+                [(i, recall.vector_text(v)) for i, v, _ in rows],
+            )
+        conn.commit()
+    with django_capture_on_commit_callbacks(execute=True):
+        started = client.post(f"{BASE}/ded/evaluate", {"sample": 20, "ef_search": [40]},
+                              format="json")  # fmt: skip
+    assert started.status_code == 202, started.json()
+    body = client.get(f"{BASE}/ded/evaluations/{started.json()['id']}").json()
+    assert body["status"] == "succeeded", body
+    assert body["results"]["queries"] == 20  # sampled from the cluster's table
+    assert body["results"]["by_ef_search"][0]["recall"] == 1.0
+    with shared_tier.connect() as conn:  # the shared tier has no such table
+        found = conn.execute("SELECT to_regclass(%s)",
+                             (f"{index.schema_name}.{index.table_name}",)).fetchone()  # fmt: skip
+    assert found == (None,)
