@@ -22,8 +22,9 @@ from provisioning import connections
 from provisioning.evaluation import smallest_meeting
 from provisioning.models import Cluster, ClusterStatus, EvaluationStatus, Index, IndexEvaluation
 from provisioning.storage import recall, shared_tier
-from tenants.models import AuditEvent, Engine, Plan, Role, Tenant, Tier
+from tenants.models import AuditEvent, Engine, Plan, Role, Scope, Tenant, Tier
 from tenants.scoping import tenant_scope
+from tenants.tests.factories import make_key
 from tests.console.worker import WORKER_START, Worker
 from vectorplane.pgfilters import compile_filter
 
@@ -339,6 +340,21 @@ def test_roles_isolation_and_one_at_a_time(
         evil.get(f"{BASE}/tiny/evaluations/{evaluation_id}"),
     ):
         assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+    _, evil_key = make_key(other_tenant, scopes=[Scope.READ, Scope.WRITE, Scope.ADMIN])
+    by_key = APIClient()
+    by_key.credentials(HTTP_API_KEY=evil_key)
+    for response in (
+        by_key.post(f"{BASE}/tiny/evaluate", {}, format="json"),
+        by_key.get(f"{BASE}/tiny/evaluations"),
+        by_key.get(f"{BASE}/tiny/evaluations/{evaluation_id}"),
+    ):
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+    # A data-plane key of the tenant (no admin scope) cannot start one either.
+    _, data_key = make_key(tenant, scopes=[Scope.READ, Scope.WRITE])
+    by_data_key = APIClient()
+    by_data_key.credentials(HTTP_API_KEY=data_key)
+    refused = by_data_key.post(f"{BASE}/tiny/evaluate", {}, format="json")
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "insufficient_scope"
     # ... and within their own tenant, an index of the same name does not show ours.
     evil.post("/api/v1/tenants/evil/indexes", {"name": "tiny", "dimension": 8}, format="json")
     theirs = evil.get(f"/api/v1/tenants/evil/indexes/tiny/evaluations/{evaluation_id}")
