@@ -85,10 +85,10 @@ from gateway.backends.pgvector import (  # noqa: E402
     relation_name,
     vector_text,
 )
-from gateway.backends.pgvector_filters import Compiled, compile_filter  # noqa: E402
 from vectorplane import config  # noqa: E402
 from vectorplane.contract.storage import tenant_role_name  # noqa: E402
 from vectorplane.embedded import EmbeddedPostgres  # noqa: E402
+from vectorplane.pgfilters import Compiled, compile_filter  # noqa: E402
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 BENCHMARKS = ("gateway", "ingest", "recall", "fairness", "revocation", "metering")
@@ -1058,7 +1058,7 @@ def py_spy() -> str | None:
 # Where a sample's CPU goes: the first frame, from the leaf up, in one of these (path markers).
 PROFILE_COMPONENTS = (
     ("gateway/backends/pgvector.py", "gateway store (SQL, vector text, rows)"),
-    ("gateway/backends/pgvector_filters.py", "gateway filters"),
+    ("vectorplane/pgfilters.py", "gateway filters"),
     ("vectorplane/contract/filters.py", "gateway filters"),
     ("gateway/app.py", "gateway app (auth, validation, JSON, dispatch)"),
     ("gateway/auth.py", "gateway app (auth, validation, JSON, dispatch)"),

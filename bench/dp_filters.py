@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dataplane as dp
 
 from gateway.backends.pgvector import vector_text
-from gateway.backends.pgvector_filters import compile_filter
 from vectorplane import config
+from vectorplane.pgfilters import compile_filter
 
 
 def explain(url: str, q: dp.DirectQuery, qtext: str, settings: dict[str, str]) -> dict[str, Any]:

@@ -143,6 +143,12 @@ class Index(models.Model):
     hnsw_m = models.PositiveSmallIntegerField(default=16)
     hnsw_ef_construction = models.PositiveSmallIntegerField(default=64)
     ef_search = models.PositiveSmallIntegerField(default=100)
+    target_recall = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="When set (0.5-0.999), each succeeded evaluation sets `ef_search` to the "
+        "smallest evaluated value whose measured recall meets it.",
+    )
     text_field = models.BooleanField(
         default=False, help_text="Records carry a text field indexed for full-text (hybrid) search."
     )
@@ -385,3 +391,64 @@ class UsageJournal(models.Model):
 
     def __str__(self) -> str:
         return f"journal {self.journal_id} @ {self.applied_offset} ({self.host})"
+
+
+class EvaluationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class IndexEvaluation(models.Model):
+    """One measurement of an index's recall and latency (`POST .../evaluate`): the parameters
+    asked for, the progress of the Celery task that measures (`evaluation.evaluation_run`), and
+    per ef_search value the mean recall@k against an exact scan with p50/p95 latency. With a
+    target recall on the index, the ef_search the evaluation chose (`chosen_ef_search`)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="index_evaluations", db_index=False
+    )
+    index = models.ForeignKey(
+        Index, on_delete=models.CASCADE, related_name="evaluations", db_index=False
+    )
+    status = models.CharField(
+        max_length=16, choices=EvaluationStatus.choices, default=EvaluationStatus.PENDING
+    )
+    progress = models.FloatField(default=0.0, help_text="0 to 1: the share of queries measured.")
+    params = models.JSONField(default=dict)
+    results = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="`queries`, `exact_p50_ms`, `exact_p95_ms`, and `by_ef_search`: per value "
+        "its recall, p50_ms, p95_ms.",
+    )
+    target_recall = models.FloatField(
+        null=True, blank=True, help_text="The index's target recall when the evaluation ended."
+    )
+    chosen_ef_search = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="The ef_search set on the index from this evaluation."
+    )
+    error = models.CharField(max_length=1000, blank=True)
+    created_by = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(
+        auto_now=True, help_text="Its last change (every progress write): stale when old."
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantScopedManager["IndexEvaluation"]()
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes: ClassVar = [
+            models.Index(
+                fields=["index", "-created_at", "-id"], name="provisioning_evaluation_list"
+            ),
+            models.Index(fields=["tenant"], name="provisioning_evaluation_tenant"),
+        ]
+
+    def __str__(self) -> str:
+        return f"evaluation {self.id} of {self.index_id} ({self.status})"

@@ -27,6 +27,7 @@ from .models import (
     ClusterStatus,
     ErrorRecord,
     Index,
+    IndexEvaluation,
     IndexStatus,
     LatencyRecord,
     StoredVectorsRecord,
@@ -49,6 +50,19 @@ def index_get(*, name: str) -> Index:
     if index is None:
         raise NotFoundError("index", details={"index": name})
     return index
+
+
+def index_evaluations(*, index: Index) -> QuerySet[IndexEvaluation]:
+    """The index's evaluations (newest first when paginated)."""
+    return IndexEvaluation.objects.filter(index=index)
+
+
+def index_evaluation_get(*, index: Index, evaluation_id: uuid.UUID) -> IndexEvaluation:
+    """One evaluation of the index; 404 for an unknown id or another index's (or tenant's)."""
+    found = IndexEvaluation.objects.filter(index=index, pk=evaluation_id).first()
+    if found is None:
+        raise NotFoundError("evaluation", details={"evaluation": str(evaluation_id)})
+    return found
 
 
 def index_host(index: Index, *, tenant_slug: str) -> str:
@@ -276,6 +290,12 @@ def clusters_on_local_driver() -> QuerySet[Cluster]:
         .filter(driver="local")
         .exclude(status=ClusterStatus.DELETED)
     )
+
+
+def pgvector_clusters_ready() -> QuerySet[Cluster]:
+    """Every tenant's ready pgvector clusters: the databases, beside the shared tier's, whose
+    freshly loaded index tables `maintenance.indexes_analyze` ANALYZEs."""
+    return Cluster.objects.unscoped().filter(status=ClusterStatus.READY, engine="pgvector")
 
 
 def tenants_with_indexes() -> list[uuid.UUID]:

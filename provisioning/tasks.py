@@ -22,7 +22,7 @@ from django.utils import timezone
 from tenants.scoping import tenant_scope
 from vectorplane import config
 
-from . import heartbeat, sampling, selectors, steps
+from . import evaluation, heartbeat, maintenance, sampling, selectors, steps
 from .drivers import get_driver
 from .drivers.base import PermanentError, TransientError
 from .models import Cluster, ClusterStatus, Index, IndexStatus
@@ -228,3 +228,19 @@ def clusters_stop_local() -> int:
 def stored_vectors_sample() -> dict[str, int]:
     """The hourly sample of the vectors every index stores (`sampling`)."""
     return sampling.stored_vectors_sample()
+
+
+@shared_task(name="provisioning.tasks.index_evaluate")
+def index_evaluate(evaluation_id: str, tenant_id: str) -> str:
+    """Measure an index's recall and latency (`evaluation.evaluation_run`), in the tenant's
+    scope (the row is looked up in it: an id of another tenant's finds nothing). Not retried:
+    only a pending evaluation runs, and a run cut short leaves it `running`."""
+    with tenant_scope(uuid.UUID(tenant_id)):
+        return evaluation.evaluation_run(uuid.UUID(evaluation_id))
+
+
+@shared_task(name="provisioning.tasks.indexes_analyze")
+def indexes_analyze() -> dict[str, int]:
+    """ANALYZE freshly loaded index tables (`maintenance`), on the beat. Idempotent: a table
+    just analyzed is not stale any more."""
+    return maintenance.indexes_analyze()

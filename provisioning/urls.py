@@ -17,6 +17,21 @@ urlpatterns = [
         indexes.IndexPlaygroundKeyApi.as_view(),
         name="index-playground-key",
     ),
+    path(
+        f"{T}/indexes/<str:index_name>/evaluate",
+        indexes.IndexEvaluateApi.as_view(),
+        name="index-evaluate",
+    ),
+    path(
+        f"{T}/indexes/<str:index_name>/evaluations",
+        indexes.IndexEvaluationListApi.as_view(),
+        name="index-evaluations",
+    ),
+    path(
+        f"{T}/indexes/<str:index_name>/evaluations/<uuid:evaluation_id>",
+        indexes.IndexEvaluationDetailApi.as_view(),
+        name="index-evaluation",
+    ),
     path(f"{T}/clusters", clusters.ClusterListApi.as_view(), name="clusters"),
     path(
         f"{T}/clusters/<str:cluster_name>", clusters.ClusterDetailApi.as_view(), name="cluster"

@@ -18,12 +18,13 @@ lookups:
   (`provisioning.selectors.cluster_tenant_id`), the clusters reconcile's scans
   (`provisioning.selectors.clusters_due_for_reconcile`), the platform shutdown's
   (`provisioning.selectors.clusters_on_local_driver`), the hourly stored-vectors sample's
-  (`provisioning.selectors.tenants_with_indexes`), the spend alerts' (`billing.alerts.
-  alert_candidates`), the sweep of rotated keys (`services.api_keys_revoke_expired_grace`),
-  and billing's hourly meter events and daily reconcile: the tenants with a Stripe customer
-  (`billing.selectors.accounts_with_customer`), the meter events due to be sent
-  (`billing.selectors.meter_events_due`), and the tenant a Stripe webhook's customer belongs to
-  (`billing.selectors.tenant_of_customer`);
+  (`provisioning.selectors.tenants_with_indexes`), the ANALYZE of freshly loaded index tables
+  (`provisioning.selectors.pgvector_clusters_ready`: the databases to look at), the spend
+  alerts' (`billing.alerts.alert_candidates`), the sweep of rotated keys
+  (`services.api_keys_revoke_expired_grace`), and billing's hourly meter events and daily
+  reconcile: the tenants with a Stripe customer (`billing.selectors.accounts_with_customer`),
+  the meter events due to be sent (`billing.selectors.meter_events_due`), and the tenant a
+  Stripe webhook's customer belongs to (`billing.selectors.tenant_of_customer`);
 - the platform operators' console (`/api/v1/operator/...`, staff only, read-only): every
   tenant with its member count (`selectors.tenant_list_for_operators`), its index and cluster
   counts (`provisioning.selectors.operator_tenant_list`), every tenant's clusters

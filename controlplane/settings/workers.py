@@ -28,6 +28,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.alerts.spend_alerts_check",
         "schedule": timedelta(hours=1),
     },
+    # Fresh statistics for index tables after large writes (the gateway runs no maintenance).
+    "analyze-index-tables": {
+        "task": "provisioning.tasks.indexes_analyze",
+        "schedule": timedelta(seconds=config.env_int("VECTORPLANE_ANALYZE_SECONDS", 15)),
+    },
     "sample-stored-vectors": {
         "task": "provisioning.tasks.stored_vectors_sample",
         "schedule": timedelta(seconds=config.env_int("VECTORPLANE_STORED_SAMPLE_SECONDS", 900)),

@@ -20,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 from vectorplane import pgerrors
 from vectorplane.contract.filters import EMPTY, Filter
 from vectorplane.contract.storage import SPARSE_DIMENSIONS, tenant_role_name
+from vectorplane.pgfilters import Compiled, sql_of
 
 from . import (
     BackendUnavailable,
@@ -34,7 +35,6 @@ from . import (
     encode_token,
     reported,
 )
-from .pgvector_filters import Compiled, sql_of
 
 # deadlock_detected, serialization_failure: the transaction was rolled back, run it again.
 _RETRIED_SQLSTATES = frozenset({"40P01", "40001"})

@@ -624,7 +624,9 @@ def apply_body(body: Any, mutation: Mutation) -> Any:
     for step in parents:
         node = node[step]
     if mutation.name == "over_max_items":
-        for key in str(last).split("+"):
+        # A list position (an array of arrays: `queries[0]`), or field names joined by `+`.
+        keys: list[Any] = [last] if isinstance(last, int) else str(last).split("+")
+        for key in keys:
             node[key] = _grown(node[key], mutation.grow)
     elif isinstance(last, KeyOf):
         items = list(node.items())

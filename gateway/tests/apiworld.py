@@ -23,7 +23,7 @@ from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
 from gateway.tests.conftest import GATEWAY_DOMAIN, Gateway, Platform, TenantCtx, unique
 from provisioning import steps
-from provisioning.models import Cluster, ClusterStatus
+from provisioning.models import Cluster, ClusterStatus, EvaluationStatus, IndexEvaluation
 from provisioning.services import clusters as cluster_services
 from tenants import services as tenant_services
 from tenants.actors import Actor
@@ -103,6 +103,17 @@ class World:
         self.member = add_member(self.t.tenant, UserFactory(email=f"{unique('m')}@example.test"))
         self.index = self.t.index(unique("ix"))
         self.t.index(unique("ix"))
+        # An index with two (finished) evaluations: one to get, and a list with a cursor.
+        evaluated = self.t.index(unique("ev"))
+        self.evaluated_index = evaluated.name
+        with tenant_scope(self.t.tenant.id):
+            made = [IndexEvaluation.objects.create(
+                tenant=self.t.tenant, index=evaluated, status=EvaluationStatus.FAILED,
+                params={"mode": "sample", "sample": 10, "top_k": 10, "ef_search": [40],
+                        "namespace": "", "filter": None},
+                error="no stored vector to sample",
+            ) for _ in range(2)]  # fmt: skip
+        self.evaluation_id = str(made[0].id)
         self.cluster = self._cluster(self.t)
         with tenant_scope(self.t.tenant.id):  # a second event, so its history has a cursor
             assert steps.transition(self.cluster.id, ClusterStatus.PROVISIONING)
@@ -301,8 +312,9 @@ class DryWorld(World):
     def session(self) -> tuple[httpx.Client, str]:
         raise AssertionError("no session at collection time")
 
-    slug = index_name = cluster_name = "placeholder"
+    slug = index_name = cluster_name = evaluated_index = "placeholder"
     member_id = operator_id = "1"
+    evaluation_id = "00000000-0000-0000-0000-000000000000"
     login_email = "placeholder@example.test"
 
     def cursor(self, path: str) -> str:
@@ -498,7 +510,7 @@ MANAGEMENT: list[Base] = [
     _m("indexes_configure",
        lambda w, u: Req(path={"tenant_slug": w.slug, "index_name": w.index_name},
                         body={"ef_search": 50, "deletion_protection": False,
-                              "tags": {"team": "fuzz"}},
+                              "tags": {"team": "fuzz"}, "target_recall": 0.95},
                         headers=w.operator_auth())),
     _m("indexes_latency",
        lambda w, u: Req(path={"tenant_slug": w.slug, "index_name": w.index_name},
@@ -506,6 +518,27 @@ MANAGEMENT: list[Base] = [
                         headers=w.operator_auth())),
     _m("indexes_playground_key",
        lambda w, u: Req(path={"tenant_slug": w.slug, "index_name": w.index_name},
+                        headers=w.operator_auth())),
+    # Each on a fresh index (one evaluation at a time per index); queued, never run here.
+    _m("indexes_evaluate",
+       lambda w, u: Req(path={"tenant_slug": w.slug, "index_name": w.fresh_index_name()},
+                        body={"sample": 10, "top_k": 5, "ef_search": [10, 40],
+                              "namespace": "ns", "filter": {"genre": {"$eq": "drama"}}},
+                        headers=w.operator_auth()),
+       filter={"invalid_filter"}),
+    _m("indexes_evaluate",
+       lambda w, u: Req(path={"tenant_slug": w.slug, "index_name": w.fresh_index_name()},
+                        body={"queries": [[0.5, 1, 2]], "ef_search": [40]},
+                        headers=w.operator_auth()),
+       "queries", queries={"dimension_mismatch", "invalid_value"}),
+    _m("indexes_evaluations_list",
+       lambda w, u: Req(path={"tenant_slug": w.slug, "index_name": w.evaluated_index},
+                        query=[("limit", "5"), ("cursor", w.cursor(
+                            f"/api/v1/tenants/{w.slug}/indexes/{w.evaluated_index}/evaluations"))],
+                        headers=w.operator_auth())),
+    _m("indexes_evaluations_retrieve",
+       lambda w, u: Req(path={"tenant_slug": w.slug, "index_name": w.evaluated_index,
+                              "evaluation_id": w.evaluation_id},
                         headers=w.operator_auth())),
     _m("indexes_destroy",
        lambda w, u: Req(path={"tenant_slug": w.slug, "index_name": w.fresh_index_name()},

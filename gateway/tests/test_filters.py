@@ -1,5 +1,5 @@
 """The metadata filter language (vectorplane/contract/filters.py) and its SQL compiler
-(gateway/backends/pgvector_filters.py) against real PostgreSQL (plain psycopg, no Django).
+(vectorplane/pgfilters.py) against real PostgreSQL (plain psycopg, no Django).
 
 Every query runs in a scratch schema created for this module and dropped afterwards.
 """
@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from gateway.backends.pgvector_filters import Compiled, compile_filter, sql_of
 from vectorplane.contract.filters import (
     MAX_CONDITIONS,
     MAX_DEPTH,
@@ -32,6 +31,7 @@ from vectorplane.contract.filters import (
     matches,
     validate,
 )
+from vectorplane.pgfilters import Compiled, compile_filter, sql_of
 
 INJECT = "x'); DROP TABLE t; --"
 QUOTE = 'a"b'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -12,14 +13,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from controlplane.api.pagination import PAGINATION_PARAMETERS, paginate, paginated, query_filters
-from controlplane.api.schema import errors
+from controlplane.api.schema import ROW_FILTER_SCHEMA, errors
 from controlplane.api.serializers import QueryInputSerializer, StrictInputSerializer
 from controlplane.api.views import TenantAPIView
 from tenants.models import Engine, Role, Tier
 from vectorplane.contract import latency, locations, names
 
 from .. import selectors, validation
-from ..models import Index, Metric
+from ..models import EvaluationStatus, Index, IndexEvaluation, Metric
+from ..services import evaluations as evaluation_services
 from ..services import indexes as index_services
 
 INDEX_ERRORS = errors(400, 401, 403, 404)
@@ -38,6 +40,10 @@ class IndexOutput(serializers.Serializer[Any]):
     hnsw_m = serializers.IntegerField()
     hnsw_ef_construction = serializers.IntegerField()
     ef_search = serializers.IntegerField()
+    target_recall = serializers.FloatField(
+        allow_null=True,
+        help_text="The recall each evaluation tunes ef_search to (null: no target).",
+    )
     text_field = serializers.BooleanField()
     deletion_protection = serializers.BooleanField()
     tags = serializers.DictField(child=serializers.CharField())
@@ -112,6 +118,15 @@ class IndexCreateInput(StrictInputSerializer):
 
 class IndexConfigureInput(StrictInputSerializer):
     ef_search = serializers.IntegerField(min_value=1, max_value=1000, required=False)
+    target_recall = serializers.FloatField(
+        min_value=index_services.TARGET_RECALL_RANGE[0],
+        max_value=index_services.TARGET_RECALL_RANGE[1],
+        required=False,
+        allow_null=True,
+        help_text="A recall@k to meet (0.5 to 0.999; null clears it): after each succeeded "
+        "evaluation the index's ef_search becomes the smallest evaluated value meeting it "
+        "(audited `index.ef_search_tuned`); unchanged when none does.",
+    )
     deletion_protection = serializers.BooleanField(required=False)
     tags = TagsField(required=False)
 
@@ -174,8 +189,8 @@ class IndexDetailApi(TenantAPIView):
     @extend_schema(
         operation_id="indexes_configure",
         tags=["indexes"],
-        description="Changes the default ef_search, deletion protection or tags (an empty "
-        "string removes a tag).",
+        description="Changes the default ef_search, the target recall, deletion protection or "
+        "tags (an empty string removes a tag).",
         request=IndexConfigureInput,
         responses={200: IndexOutput, **INDEX_ERRORS},
     )
@@ -407,3 +422,178 @@ class StoredVectorsApi(TenantAPIView):
         live = set(selectors.index_list().values_list("id", flat=True))
         total = sum(n for index_id, n in counts.items() if index_id in live)
         return Response({"data": data, "total": total})
+
+
+# ====================================================================== evaluations
+
+
+@extend_schema_field({**ROW_FILTER_SCHEMA, "description": "A metadata filter (Pinecone "
+                      "syntax): the sample is drawn from, and every query ranks, the matching "
+                      "records only (HNSW with iterative scans, as the gateway's filtered "
+                      "queries)."})  # fmt: skip
+class EvaluationFilterField(serializers.JSONField):
+    """An evaluation's filter (validated by the service with the filter language's rules)."""
+
+
+class EvaluateInput(StrictInputSerializer):
+    """What to measure: `sample` stored vectors, or the `queries` given."""
+
+    sample = serializers.IntegerField(
+        min_value=1, max_value=evaluation_services.MAX_SAMPLE, default=100,
+        help_text="How many stored vectors to query with (drawn uniformly from the namespace, "
+        "matching the filter); ignored when `queries` is given.",
+    )  # fmt: skip
+    top_k = serializers.IntegerField(min_value=1, max_value=evaluation_services.MAX_TOP_K,
+                                     default=10)  # fmt: skip
+    ef_search = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=evaluation_services.MAX_EF_SEARCH),
+        min_length=1,
+        max_length=evaluation_services.MAX_EF_VALUES,
+        default=list(evaluation_services.DEFAULT_EF_SEARCH),
+        help_text="The HNSW ef_search values to measure (each with max(ef_search, top_k), as "
+        "the gateway queries).",
+    )
+    namespace = serializers.CharField(max_length=512, default="", allow_blank=True,
+                                      trim_whitespace=False)  # fmt: skip
+    filter = EvaluationFilterField(required=False, allow_null=True, default=None)
+    queries = serializers.ListField(
+        child=serializers.ListField(child=serializers.FloatField(), min_length=1,
+                                    max_length=65536),
+        required=False,
+        min_length=1,
+        max_length=evaluation_services.MAX_SAMPLE,
+        help_text="Query vectors (the index's dimension each) instead of sampled ones.",
+    )  # fmt: skip
+
+    def validate_namespace(self, value: str) -> str:
+        if "\x00" in value:
+            raise serializers.ValidationError("must not hold NUL.")
+        return value
+
+
+class EvaluationResultOutput(serializers.Serializer[Any]):
+    ef_search = serializers.IntegerField()
+    effective_ef_search = serializers.IntegerField(
+        help_text="The hnsw.ef_search the queries ran with: max(ef_search, top_k, +1 when sampled)."
+    )
+    hnsw_used = serializers.BooleanField(
+        allow_null=True,
+        help_text="Whether the planner ranked with the HNSW index (false: it chose an exact "
+        "scan, as it does when ef_search approaches the table's size — what the gateway's "
+        "queries get too).",
+    )
+    recall = serializers.FloatField(allow_null=True, help_text="Mean recall@top_k.")
+    queries = serializers.IntegerField(help_text="Queries the mean is over.")
+    p50_ms = serializers.FloatField(allow_null=True)
+    p95_ms = serializers.FloatField(allow_null=True)
+
+
+class EvaluationResultsOutput(serializers.Serializer[Any]):
+    queries = serializers.IntegerField(required=False)
+    exact_p50_ms = serializers.FloatField(
+        allow_null=True, required=False, help_text="The exact scan's p50 (what recall 1 costs)."
+    )
+    exact_p95_ms = serializers.FloatField(allow_null=True, required=False)
+    by_ef_search = EvaluationResultOutput(many=True, required=False)
+
+
+class EvaluationParamsOutput(serializers.Serializer[Any]):
+    mode = serializers.ChoiceField(["sample", "queries"])
+    sample = serializers.IntegerField(required=False)
+    top_k = serializers.IntegerField()
+    ef_search = serializers.ListField(child=serializers.IntegerField())
+    namespace = serializers.CharField()
+    filter = EvaluationFilterField(allow_null=True)
+    queries = serializers.SerializerMethodField(help_text="How many query vectors were given.")
+
+    def get_queries(self, params: dict[str, Any]) -> int | None:
+        given = params.get("queries")
+        return len(given) if given else None
+
+
+class EvaluationOutput(serializers.Serializer[Any]):
+    id = serializers.UUIDField()
+    index = serializers.SerializerMethodField()
+    status = serializers.ChoiceField(EvaluationStatus.choices)
+    progress = serializers.FloatField(help_text="0 to 1.")
+    params = EvaluationParamsOutput()
+    results = EvaluationResultsOutput(help_text="Empty until the evaluation succeeded.")
+    target_recall = serializers.FloatField(allow_null=True)
+    chosen_ef_search = serializers.IntegerField(
+        allow_null=True,
+        help_text="The ef_search set on the index (the smallest meeting the target), or null.",
+    )
+    error = serializers.CharField(help_text="Why it failed (empty otherwise).")
+    created_by = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+    def get_index(self, evaluation: IndexEvaluation) -> str:
+        return str(self.context["index_name"])
+
+
+class IndexEvaluateApi(TenantAPIView):
+    minimum_role = {"POST": Role.MEMBER}
+
+    @extend_schema(
+        operation_id="indexes_evaluate",
+        tags=["indexes"],
+        description="Measures the index's recall@top_k and latency per ef_search value: "
+        "`sample` stored vectors (or the `queries` given) are ranked exactly (a sequential "
+        "scan) and by the HNSW index, in a background task; poll the evaluation for its "
+        "`progress` and `results`. With a target recall on the index, a succeeded evaluation "
+        "sets ef_search to the smallest value meeting it. Members and above. One evaluation "
+        "per index at a time (409 `evaluation_in_progress`); pgvector indexes only (409 "
+        "`evaluation_unsupported` for Qdrant).",
+        request=EvaluateInput,
+        responses={202: EvaluationOutput, **errors(400, 401, 403, 404, 409)},
+    )
+    def post(self, request: Request, tenant_slug: str, index_name: str) -> Response:
+        data = EvaluateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        index = selectors.index_get(name=index_name)
+        evaluation = evaluation_services.index_evaluation_start(
+            actor=self.actor(), tenant=self.tenant, index=index, **data.validated_data
+        )
+        evaluation.refresh_from_db()  # eager task runs (tests, inline) have moved it on
+        body = EvaluationOutput(evaluation, context={"index_name": index.name}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class IndexEvaluationListApi(TenantAPIView):
+    minimum_role = {"GET": Role.VIEWER}
+
+    @extend_schema(
+        operation_id="indexes_evaluations_list",
+        tags=["indexes"],
+        description="The index's evaluations, newest first.",
+        parameters=PAGINATION_PARAMETERS,
+        responses={200: paginated(EvaluationOutput), **INDEX_ERRORS},
+    )
+    def get(self, request: Request, tenant_slug: str, index_name: str) -> Response:
+        index = selectors.index_get(name=index_name)
+        return paginate(
+            request,
+            selectors.index_evaluations(index=index),
+            serializer_class=EvaluationOutput,
+            context={"index_name": index.name},
+        )
+
+
+class IndexEvaluationDetailApi(TenantAPIView):
+    minimum_role = {"GET": Role.VIEWER}
+
+    @extend_schema(
+        operation_id="indexes_evaluations_retrieve",
+        tags=["indexes"],
+        description="One evaluation: its status, progress (0 to 1) and, once succeeded, "
+        "recall and p50/p95 latency per ef_search value.",
+        responses={200: EvaluationOutput, **INDEX_ERRORS},
+    )
+    def get(
+        self, request: Request, tenant_slug: str, index_name: str, evaluation_id: uuid.UUID
+    ) -> Response:
+        index = selectors.index_get(name=index_name)
+        evaluation = selectors.index_evaluation_get(index=index, evaluation_id=evaluation_id)
+        return Response(EvaluationOutput(evaluation, context={"index_name": index.name}).data)

@@ -15,6 +15,7 @@ guards and plan checks.
 
 from __future__ import annotations
 
+import enum
 import logging
 from datetime import timedelta
 from typing import Any
@@ -243,6 +244,13 @@ def _index_ready(*, actor: Actor, tenant: Tenant, index: Index, details: dict[st
     raise NotFoundError("index", details={"index": index.name})
 
 
+class _Unset(enum.Enum):
+    UNSET = "unset"
+
+
+TARGET_RECALL_RANGE = (0.5, 0.999)
+
+
 def index_configure(
     *,
     actor: Actor,
@@ -251,11 +259,23 @@ def index_configure(
     ef_search: int | None = None,
     deletion_protection: bool | None = None,
     tags: dict[str, Any] | None = None,
+    target_recall: float | _Unset | None = _Unset.UNSET,
 ) -> Index:
+    """`target_recall`: a float in TARGET_RECALL_RANGE sets it, None clears it, absent keeps
+    it (each succeeded evaluation then sets ef_search from it: `provisioning.evaluation`)."""
     tenant_guard(actor=actor, tenant=tenant, minimum_role=Role.MEMBER)
+    low, high = TARGET_RECALL_RANGE
+    if isinstance(target_recall, float | int) and not low <= target_recall <= high:
+        raise ApplicationError(
+            "validation_error", f"target_recall is {low} to {high}, or null.",
+            details={"fields": {"target_recall": [f"{low} to {high}, or null."]}},
+        )  # fmt: skip
     changes: dict[str, Any] = {}
     with transaction.atomic(), tenant_scope(tenant.id):
         index = Index.objects.select_for_update().get(pk=index.pk)
+        if target_recall is not _Unset.UNSET and target_recall != index.target_recall:
+            changes["target_recall"] = {"from": index.target_recall, "to": target_recall}
+            index.target_recall = target_recall
         if ef_search is not None and ef_search != index.ef_search:
             changes["ef_search"] = {"from": index.ef_search, "to": ef_search}
             index.ef_search = ef_search
@@ -278,7 +298,15 @@ def index_configure(
             )  # fmt: skip
         if not changes:
             return index
-        index.save(update_fields=["ef_search", "deletion_protection", "tags", "updated_at"])
+        index.save(
+            update_fields=[
+                "ef_search",
+                "deletion_protection",
+                "tags",
+                "target_recall",
+                "updated_at",
+            ]
+        )
         audit_record(
             actor=actor,
             action="index.configured",

@@ -1,5 +1,6 @@
 """Pinecone's filter language (vectorplane.contract.filters) compiled to SQL over a `jsonb`
-column, for the pgvector backend.
+column, for every reader of pgvector tables: the gateway's backend, and the control plane's
+recall evaluation (provisioning/evaluation.py), which must filter exactly as the gateway does.
 
 Every field name and value is a bound parameter; only the column is an identifier. `k`/`v`
 below are parameters:
