@@ -96,6 +96,10 @@ FRESH: dict[str, PathParams] = {
     "indexes_configure": lambda w: {"tenant_slug": w.slug, "index_name": w.fresh_index_name()},
     "pinecone_indexes_delete": lambda w: {"index_name": w.fresh_index_name()},
     "pinecone_indexes_configure": lambda w: {"index_name": w.fresh_index_name()},
+    # The world's evaluation is on an index of its own.
+    "indexes_evaluations_retrieve": lambda w: {"tenant_slug": w.slug,
+                                               "index_name": w.evaluated_index,
+                                               "evaluation_id": w.evaluation_id},
     "clusters_resize": lambda w: dict(zip(("tenant_slug", "cluster_name"), w.fresh_cluster(),
                                           strict=True)),
     "clusters_destroy": lambda w: dict(zip(("tenant_slug", "cluster_name"), w.fresh_cluster(),
