@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 
 import psycopg
+from celery import current_app
+from kombu.exceptions import KombuError
 
 from vectorplane import config
 
@@ -22,6 +24,10 @@ from .storage import shared_tier
 
 logger = logging.getLogger(__name__)
 
+# `reevaluation.after_large_writes_task`, by name: that module uses the services, which queue
+# the tasks of this one.
+REEVALUATE_AFTER_WRITES = "provisioning.reevaluation.after_large_writes"
+
 
 def indexes_analyze() -> dict[str, int]:
     """ANALYZE the stale index tables of every pgvector database; a database that does not
@@ -30,7 +36,7 @@ def indexes_analyze() -> dict[str, int]:
     fraction = float(config.env_str("VECTORPLANE_ANALYZE_FRACTION", "0.2"))
     urls: list[tuple[str, str | None]] = [("shared tier", None)]
     urls += [(f"cluster {c.id}", cluster_pg_url(c)) for c in selectors.pgvector_clusters_ready()]
-    counts = {"databases": 0, "analyzed": 0, "failed": 0}
+    counts = {"databases": 0, "analyzed": 0, "failed": 0, "reevaluations": 0}
     for label, url in urls:
         try:
             with shared_tier.connect(url) as conn:
@@ -46,4 +52,10 @@ def indexes_analyze() -> dict[str, int]:
             logger.info("ANALYZE %s: %s", label, ", ".join(done))
         counts["databases"] += 1
         counts["analyzed"] += len(done)
+        if done:  # a large write: indexes with a target recall are measured again
+            try:
+                current_app.tasks[REEVALUATE_AFTER_WRITES].delay(done)
+                counts["reevaluations"] += 1
+            except (KombuError, OSError):
+                logger.warning("could not queue the re-evaluation of %s", done, exc_info=True)
     return counts

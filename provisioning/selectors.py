@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import psycopg
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
 from controlplane.errors import NotFoundError
@@ -296,6 +296,36 @@ def pgvector_clusters_ready() -> QuerySet[Cluster]:
     """Every tenant's ready pgvector clusters: the databases, beside the shared tier's, whose
     freshly loaded index tables `maintenance.indexes_analyze` ANALYZEs."""
     return Cluster.objects.unscoped().filter(status=ClusterStatus.READY, engine="pgvector")
+
+
+def indexes_with_target_recall(
+    *, evaluated_before: datetime | None = None, table_names: Iterable[str] | None = None
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """Every tenant's ready pgvector indexes with a target recall, as (index id, tenant id):
+    those whose last succeeded evaluation finished before `evaluated_before` (or that have
+    none), or those whose table is in `table_names` (`schema.table`: just ANALYZEd after a
+    large write). The re-evaluation (`reevaluation`) then works on each in its tenant's scope."""
+    indexes = Index.objects.unscoped().filter(
+        status=IndexStatus.READY, engine="pgvector", target_recall__isnull=False
+    )
+    if table_names is not None:
+        wanted = {tuple(n.split(".", 1)) for n in table_names if "." in n}
+        tables = {t for _s, t in wanted}
+        indexes = indexes.filter(table_name__in=tables)
+        return [(i, t) for i, t, s, tb in indexes.values_list("id", "tenant_id", "schema_name",
+                                                               "table_name")
+                if (s, tb) in wanted]  # fmt: skip
+    if evaluated_before is not None:
+        last = (
+            IndexEvaluation.objects.unscoped()
+            .filter(index=OuterRef("pk"), status="succeeded")
+            .order_by("-finished_at")
+            .values("finished_at")[:1]
+        )
+        indexes = indexes.annotate(last_evaluated=Subquery(last)).filter(
+            Q(last_evaluated__isnull=True) | Q(last_evaluated__lt=evaluated_before)
+        )
+    return list(indexes.order_by("tenant_id").values_list("id", "tenant_id"))
 
 
 def tenants_with_indexes() -> list[uuid.UUID]:

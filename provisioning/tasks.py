@@ -244,3 +244,4 @@ def indexes_analyze() -> dict[str, int]:
     """ANALYZE freshly loaded index tables (`maintenance`), on the beat. Idempotent: a table
     just analyzed is not stale any more."""
     return maintenance.indexes_analyze()
+

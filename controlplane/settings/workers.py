@@ -47,6 +47,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.payment.payment_states_advance",
         "schedule": timedelta(seconds=config.env_int("VECTORPLANE_PAYMENT_STATE_SECONDS", 900)),
     },
+    # Indexes with a target recall, evaluated again when their last evaluation is old.
+    "reevaluate-indexes": {
+        "task": "provisioning.reevaluation.indexes_reevaluate",
+        "schedule": timedelta(seconds=config.env_int("VECTORPLANE_REEVALUATE_CHECK_SECONDS",
+                                                     3600)),
+    },
     "billing-meter-reconcile": {
         "task": "billing.metering.meter_reconcile",
         "schedule": timedelta(seconds=config.env_int("VECTORPLANE_METER_RECONCILE_SECONDS",

@@ -53,7 +53,8 @@ def index_evaluation_start(
     filter: dict[str, Any] | None = None,
     queries: list[list[float]] | None = None,
 ) -> IndexEvaluation:
-    tenant_guard(actor=actor, tenant=tenant, minimum_role=Role.MEMBER)
+    if not actor.is_system:  # the system: the re-evaluation of a target recall (reevaluation)
+        tenant_guard(actor=actor, tenant=tenant, minimum_role=Role.MEMBER)
     if index.status != IndexStatus.READY:
         raise ConflictError(
             "index_not_ready", "The index is not ready yet.", details={"status": index.status}
