@@ -1182,6 +1182,7 @@ def bench_gateway(args: argparse.Namespace) -> dict[str, Any]:
                                       "queries": nq, "clients": args.clients,
                                       "duration_s": args.duration, "warmup_s": args.warmup,
                                       "rounds": args.rounds, "workers": args.workers,
+                                      "loop": args.loop,
                                       "top_k": 10, "ef_search": 100}}  # fmt: skip
     with Platform("gateway", keep=args.keep) as plat:
         out["versions"] = plat.versions()
@@ -1201,8 +1202,9 @@ def bench_gateway(args: argparse.Namespace) -> dict[str, Any]:
         runs: list[dict[str, Any]] = []
         profile: dict[str, Any] = {}
         recall: dict[str, float] = {}
+        loop_env = {"GRANIAN_LOOP": args.loop}
         for workers in args.workers:
-            with gateway_server(plat, workers) as gw:
+            with gateway_server(plat, workers, loop_env) as gw:
                 groups: dict[str, PidSource] = {"gateway": gw.pids, "postgres": plat.postgres_pids}
 
                 async def series(gw: GatewayProc = gw, groups: dict[str, PidSource] = groups,
@@ -2560,6 +2562,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     g.add_argument("--warmup", type=float, default=2.0, help="seconds before each pass")
     g.add_argument("--rounds", type=positive, default=2, help="direct/gateway alternations")
     g.add_argument("--workers", type=int_list, default=[1, 2], help="gateway worker counts")
+    g.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop",
+                   help="the gateway's event loop (granian's --loop; `make run`'s: uvloop)")
     g.add_argument(
         "--profile",
         choices=["auto", "on", "off"],
