@@ -1086,7 +1086,7 @@ def pg_settle(info: dict[str, Any], vector: list[float], wait: float) -> dict[st
     report the plans before and after."""
     import psycopg
 
-    from gateway.backends.pgvector import vector_text
+    from vectorplane.pgsql import vector_text
 
     ix, qtext = info["index"], vector_text(vector)
     started = now()

@@ -83,12 +83,12 @@ from gateway.backends.pgvector import (  # noqa: E402
     dense_params,
     dense_statement,
     relation_name,
-    vector_text,
 )
 from vectorplane import config  # noqa: E402
 from vectorplane.contract.storage import tenant_role_name  # noqa: E402
 from vectorplane.embedded import EmbeddedPostgres  # noqa: E402
 from vectorplane.pgfilters import Compiled, compile_filter  # noqa: E402
+from vectorplane.pgsql import vector_text  # noqa: E402
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 BENCHMARKS = ("gateway", "ingest", "recall", "fairness", "revocation", "metering")

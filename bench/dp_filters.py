@@ -36,9 +36,9 @@ from psycopg import sql
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dataplane as dp
 
-from gateway.backends.pgvector import vector_text
 from vectorplane import config
 from vectorplane.pgfilters import compile_filter
+from vectorplane.pgsql import vector_text
 
 
 def explain(url: str, q: dp.DirectQuery, qtext: str, settings: dict[str, str]) -> dict[str, Any]:

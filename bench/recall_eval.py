@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from provisioning.storage import recall, shared_tier
+from vectorplane import pgsql
 from vectorplane.contract.storage import schema_name, table_name
 from vectorplane.pgfilters import compile_filter
 
@@ -32,7 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--dimension", type=int, default=64)
-    parser.add_argument("--metric", default="euclidean", choices=sorted(recall.DISTANCE_OPERATOR))
+    parser.add_argument("--metric", default="euclidean", choices=sorted(pgsql.DISTANCE_OPERATOR))
     parser.add_argument("--m", type=int, default=16)
     parser.add_argument("--ef-construction", type=int, default=64)
     parser.add_argument("--sample", type=int, default=200)
@@ -57,7 +58,7 @@ def main() -> None:
                 params: list[object] = []
                 for i in batch:
                     vector = [rng.gauss(0, 1) for _ in range(args.dimension)]
-                    params += [f"v{i}", recall.vector_text(vector)]
+                    params += [f"v{i}", pgsql.vector_text(vector)]
                 conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant_id),))
                 conn.execute(f"INSERT INTO {table} (id, embedding) VALUES {values}",  # noqa: S608
                              params)  # fmt: skip

@@ -78,7 +78,7 @@ def _verified(payload: bytes, signature: str) -> dict[str, Any]:
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise InvalidSignature("The event is larger than any Stripe sends.")
     try:
-        stripe.Webhook.construct_event(
+        verified = stripe.Webhook.construct_event(
             payload, signature or None, settings.webhook_secret,
             tolerance=settings.webhook_tolerance,
         )
@@ -91,7 +91,7 @@ def _verified(payload: bytes, signature: str) -> dict[str, Any]:
         raise ApplicationError(
             "invalid_payload", "The signed event is not a Stripe event."
         ) from exc
-    event = json.loads(payload)
+    event: Any = verified.to_dict()  # the parsed payload, as plain dicts and lists
     if not (isinstance(event, dict) and isinstance(event.get("id"), str)
             and isinstance(event.get("type"), str)
             and isinstance((event.get("data") or {}).get("object"), dict)):  # fmt: skip
@@ -158,7 +158,9 @@ def dispatch(event: dict[str, Any]) -> tuple[Tenant | None, str]:
         return tenant, "ignored: the tenant is deleted"
     with tenant_scope(tenant.id):
         account = account_locked(tenant)
-        return tenant, handler(tenant, account, obj, int(event.get("created") or 0))
+        outcome = handler(tenant, account, obj, int(event.get("created") or 0))
+        account.save()  # what the handler recorded on the account (its times, ids, contact)
+        return tenant, outcome
 
 
 def _timestamp(value: object) -> datetime | None:
@@ -231,7 +233,6 @@ def subscription_changed(
         outcome += "; " + _plan_apply(tenant, plan.slug)
     elif plan is not None:
         account.subscription_plan = plan.slug  # incomplete/past_due: the plan waits for payment
-    account.save()
     return outcome
 
 
@@ -249,10 +250,8 @@ def checkout_completed(
     if not account.stripe_customer_id and isinstance(session.get("customer"), str):
         account.stripe_customer_id = session["customer"]
     if account.stripe_subscription_id == sub_id and account.subscription_status:
-        account.save()
         return f"subscription {sub_id} known ({account.subscription_status})"
     if created < account.subscription_event_at:
-        account.save()
         return "stale: a newer subscription state applied already"
     account.stripe_subscription_id = sub_id
     outcome = f"checkout of subscription {sub_id}"
@@ -263,7 +262,6 @@ def checkout_completed(
         account.subscription_plan = plan_slug
         account.subscription_event_at = created
         outcome += "; " + _plan_apply(tenant, plan_slug)
-    account.save()
     return outcome
 
 
@@ -281,7 +279,6 @@ def invoice_finalized(
     tenant: Tenant, account: BillingAccount, invoice: dict[str, Any], created: int
 ) -> str:
     _invoice_seen(account, invoice, created)
-    account.save()
     return f"invoice {invoice.get('id')} finalized ({invoice.get('amount_due', 0)})"
 
 
@@ -291,15 +288,12 @@ def invoice_payment_failed(
     invoice_id = str(invoice.get("id") or "")
     _invoice_seen(account, invoice, created)
     if created <= account.payment_event_at:
-        account.save()
         return f"stale: a payment of {account.payment_event_at} applied already"
     if invoice.get("status") in ("paid", "void"):
-        account.save()
         return f"ignored: invoice {invoice_id} is {invoice.get('status')} already"
     account.payment_event_at = created
     if invoice_id not in account.unpaid_invoices:
         account.unpaid_invoices = [*account.unpaid_invoices, invoice_id][-50:]
-    account.save()
     return payment.payment_failed(tenant, invoice_id=invoice_id,
                                   reason=f"invoice {invoice_id} payment failed")  # fmt: skip
 
@@ -310,11 +304,9 @@ def _settled(
     invoice_id = str(invoice.get("id") or "")
     _invoice_seen(account, invoice, created)
     if created < account.payment_event_at:
-        account.save()
         return f"stale: a payment event of {account.payment_event_at} applied already"
     account.payment_event_at = created
     account.unpaid_invoices = [i for i in account.unpaid_invoices if i != invoice_id]
-    account.save()
     if account.unpaid_invoices:
         return f"invoice {invoice_id} {how}; {', '.join(account.unpaid_invoices)} still unpaid"
     return payment.payment_settled(tenant, reason=f"invoice {invoice_id} {how}")
@@ -331,7 +323,6 @@ def invoice_voided(
 ) -> str:
     if str(invoice.get("id") or "") not in account.unpaid_invoices:
         _invoice_seen(account, invoice, created)
-        account.save()
         return f"invoice {invoice.get('id')} voided"
     return _settled(tenant, account, invoice, created, "voided")
 
@@ -358,7 +349,6 @@ def customer_updated(
     for name, value in values.items():
         setattr(account, name, value)
     account.customer_event_at = created
-    account.save()
     if changed:
         tenant_services.audit_record(
             actor=Actor.system(), action="billing.contact_updated", tenant=tenant,

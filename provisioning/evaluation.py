@@ -21,7 +21,7 @@ from django.utils import timezone
 from tenants.actors import Actor
 from tenants.models import Engine
 from tenants.services import audit_record
-from vectorplane import pgerrors
+from vectorplane import pgerrors, pgsql
 from vectorplane.pgfilters import compile_filter
 
 from .connections import cluster_pg_url
@@ -109,7 +109,7 @@ def _measure(evaluation: IndexEvaluation) -> dict[str, Any]:
         evaluator.analyze()
         queries: list[tuple[str | None, str]]
         if params.get("queries"):
-            queries = [(None, recall.vector_text(q)) for q in params["queries"]]
+            queries = [(None, pgsql.vector_text(q)) for q in params["queries"]]
         else:
             sample = evaluator.sample(params["sample"])
             if not sample:

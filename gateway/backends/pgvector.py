@@ -21,6 +21,7 @@ from vectorplane import pgerrors
 from vectorplane.contract.filters import EMPTY, Filter
 from vectorplane.contract.storage import SPARSE_DIMENSIONS, tenant_role_name
 from vectorplane.pgfilters import Compiled, sql_of
+from vectorplane.pgsql import DISTANCE_OPERATOR, vector_text
 
 from . import (
     BackendUnavailable,
@@ -46,8 +47,7 @@ SAMPLE_ROWS = 2_000
 
 _role_of = functools.lru_cache(maxsize=65536)(tenant_role_name)
 
-# Distance operator per metric, and how a distance becomes Pinecone's score.
-_OPERATOR = {"cosine": "<=>", "euclidean": "<->", "dotproduct": "<#>"}
+# How a distance (DISTANCE_OPERATOR's) becomes Pinecone's score.
 
 
 def score(metric: str, distance: float) -> float:
@@ -56,13 +56,6 @@ def score(metric: str, distance: float) -> float:
     if metric == "dotproduct":
         return -distance  # pgvector's <#> is the negative inner product
     return distance * distance  # euclidean: Pinecone's squared distance (lower is closer)
-
-
-def vector_text(values: Sequence[float]) -> str:
-    """pgvector's text form, `[1.0,2.5,...]`, which is also JSON's: orjson writes it ~20x
-    faster than joining reprs (it was 5% of the gateway's CPU per query). Values are finite
-    floats, validated by the caller."""
-    return orjson.dumps(list(values)).decode()
 
 
 def sparse_text(indices: Sequence[int], values: Sequence[float], dims: int) -> str:
@@ -144,7 +137,7 @@ def dense_statement(
     MATERIALIZED + a final ORDER BY: a relaxed-order scan may return its candidates
     slightly out of order. (Taking 4x as many candidates from it and keeping the best did not
     raise recall: GloVe 400k, 10% filter, 0.905 against 0.910.)"""
-    op = sql.SQL(_OPERATOR[index.metric])
+    op = sql.SQL(DISTANCE_OPERATOR[index.metric])
     cast = sql.SQL(index.vector_type)
     table = sql.Identifier(index.schema_name, index.table_name)
     select = sql.SQL(

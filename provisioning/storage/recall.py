@@ -42,9 +42,9 @@ import psycopg
 from psycopg import sql
 
 from vectorplane.pgfilters import Compiled
+from vectorplane.pgsql import DISTANCE_OPERATOR
 
 # pgvector's distance operator per metric (the same the gateway ranks with).
-DISTANCE_OPERATOR = {"cosine": "<=>", "euclidean": "<->", "dotproduct": "<#>"}
 _TIE_TOLERANCE = 1e-6
 
 
@@ -86,10 +86,6 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     ordered = sorted(values)
     rank = max(1, math.ceil(q * len(ordered)))
     return round(ordered[rank - 1], 3)
-
-
-def vector_text(values: Sequence[float]) -> str:
-    return "[" + ",".join(repr(float(v)) for v in values) + "]"
 
 
 def recall_of(

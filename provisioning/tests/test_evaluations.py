@@ -26,6 +26,7 @@ from tenants.models import AuditEvent, Engine, Plan, Role, Scope, Tenant, Tier
 from tenants.scoping import tenant_scope
 from tenants.tests.factories import make_key
 from tests.console.worker import WORKER_START, Worker
+from vectorplane import pgsql
 from vectorplane.pgfilters import compile_filter
 
 BASE = "/api/v1/tenants/acme/indexes"
@@ -58,7 +59,7 @@ def _load(index: Index, rows: Rows, ns: str = "") -> None:
             cur.executemany(
                 f'INSERT INTO "{index.schema_name}"."{index.table_name}" '  # noqa: S608 - our names
                 "(namespace, id, embedding, metadata) VALUES (%s, %s, %s::vector, %s::jsonb)",
-                [(ns, i, recall.vector_text(v), json.dumps(m)) for i, v, m in rows],
+                [(ns, i, pgsql.vector_text(v), json.dumps(m)) for i, v, m in rows],
             )
         conn.commit()
 
@@ -256,10 +257,10 @@ def test_exact_answer_is_the_true_top_k(plans: None, owner: Any, tenant: Tenant)
         with conn.transaction():
             conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant.id),))
             conn.execute("SELECT set_config('enable_indexscan', 'off', true)")
-            exact = [row_id for row_id, _ in evaluator._neighbours(recall.vector_text(query), 10)]
+            exact = [row_id for row_id, _ in evaluator._neighbours(pgsql.vector_text(query), 10)]
             plan = conn.execute(
                 f'EXPLAIN SELECT id FROM "{index.schema_name}"."{index.table_name}" '  # noqa: S608
-                "ORDER BY embedding <-> %s::vector LIMIT 10", (recall.vector_text(query),)
+                "ORDER BY embedding <-> %s::vector LIMIT 10", (pgsql.vector_text(query),)
             ).fetchall()  # fmt: skip
     assert exact == _exact(rows, query, 10)
     assert "hnsw" not in " ".join(str(r[0]) for r in plan).lower()
@@ -407,7 +408,7 @@ def test_a_dedicated_pgvector_index_is_measured_on_its_cluster(
             cur.executemany(
                 f'INSERT INTO "{index.schema_name}"."{index.table_name}" '  # noqa: S608 - ours
                 "(id, embedding) VALUES (%s, %s::vector)",
-                [(i, recall.vector_text(v)) for i, v, _ in rows],
+                [(i, pgsql.vector_text(v)) for i, v, _ in rows],
             )
         conn.commit()
     with django_capture_on_commit_callbacks(execute=True):

@@ -13,8 +13,9 @@ from rest_framework.test import APIClient
 
 from provisioning import maintenance, tasks
 from provisioning.models import Index
-from provisioning.storage import recall, shared_tier
+from provisioning.storage import shared_tier
 from tenants.models import Tenant
+from vectorplane import pgsql
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +39,7 @@ def _load(index: Index, n: int) -> None:
             cur.executemany(
                 f'INSERT INTO "{index.schema_name}"."{index.table_name}" '  # noqa: S608 - ours
                 "(id, embedding) VALUES (%s, %s::vector)",
-                [(f"v{i}", recall.vector_text([rng.gauss(0, 1) for _ in range(8)]))
+                [(f"v{i}", pgsql.vector_text([rng.gauss(0, 1) for _ in range(8)]))
                  for i in range(n)],
             )  # fmt: skip
         conn.commit()
@@ -67,7 +68,7 @@ def _plan_uses_hnsw(index: Index) -> bool:
         plan = conn.execute(
             f'EXPLAIN SELECT id FROM "{index.schema_name}"."{index.table_name}" '  # noqa: S608
             "WHERE namespace = '' ORDER BY embedding <=> %s::vector LIMIT 10",
-            (recall.vector_text([0.1] * 8),),
+            (pgsql.vector_text([0.1] * 8),),
         ).fetchall()
     return f"{index.table_name}_hnsw" in " ".join(str(r[0]) for r in plan)
 
